@@ -1,0 +1,69 @@
+"""``moorage serve``: run the registry."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+from moorage.app import SETTINGS_ENV
+from moorage.config import Settings
+from moorage.db.engine import Database
+
+
+def _migrate(settings: Settings) -> None:
+    async def run() -> None:
+        db = Database(settings.resolved_database_url, schema=settings.database_schema)
+        try:
+            await db.migrate()
+        finally:
+            await db.close()
+
+    asyncio.run(run())
+
+
+def serve(settings: Settings) -> None:
+    """Migrate the database once, then start the ASGI server with ``settings.workers`` processes."""
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _migrate(settings)
+    os.environ[SETTINGS_ENV] = settings.model_dump_json()
+    scheme = "https" if settings.tls_cert else "http"
+    print(
+        f"Moorage listening on {scheme}://{settings.host}:{settings.port} "
+        f"(data in {settings.data_dir.resolve()}, database {settings.resolved_database_url.split('://')[0]})",
+        flush=True,
+    )
+    if settings.server == "granian":
+        from granian import Granian  # type: ignore[attr-defined]
+        from granian.constants import Interfaces
+
+        Granian(
+            "moorage.app:create_app_from_environment",
+            address=settings.host,
+            port=settings.port,
+            interface=Interfaces.ASGI,
+            workers=settings.workers,
+            factory=True,
+            ssl_cert=settings.tls_cert,
+            ssl_key=settings.tls_key,
+        ).serve()
+        return
+    import uvicorn
+
+    uvicorn.run(
+        "moorage.app:create_app_from_environment",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        access_log=settings.log_level == "debug",
+        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
+        loop="uvloop",
+        http="httptools",
+        server_header=False,
+        limit_concurrency=None,
+        timeout_keep_alive=30,
+    )

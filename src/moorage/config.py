@@ -1,0 +1,77 @@
+"""One typed settings object.
+
+Precedence, highest first: explicit overrides (CLI flags), ``MOORAGE_*`` environment
+variables, the TOML file (``--config`` / ``MOORAGE_CONFIG``), then the defaults below,
+which are the embedded mode: SQLite and a local filesystem under ``data_dir``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MOORAGE_", extra="forbid", validate_default=True)
+
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(5000, ge=0, le=65535, description="Port to listen on.")
+    data_dir: Path = Field(Path("./moorage-data"), description="Directory for the database and blobs.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default sqlite+aiosqlite:///<data_dir>/moorage.db. "
+        "PostgreSQL: postgresql+asyncpg://user@host:5432/db"
+    )
+    database_schema: str | None = Field(None, description="PostgreSQL schema to use (search_path).")
+    storage_dir: Path | None = Field(None, description="Blob directory; default <data_dir>/storage.")
+    durable_writes: bool = Field(True, description="fsync blobs before they become visible.")
+    workers: int = Field(1, ge=1, le=64, description="Server worker processes.")
+    server: str = Field("uvicorn", pattern="^(uvicorn|granian)$", description="ASGI server.")
+    fqdn: str | None = Field(None, description="Name clients reach the registry by.")
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_manifest_size: int = Field(4 * MiB, ge=1024, description="Largest manifest accepted, bytes.")
+    max_upload_size: int = Field(64 * GiB, ge=1, description="Largest blob accepted, bytes.")
+    upload_expiry_hours: float = Field(24.0, gt=0, description="Idle uploads older than this are discarded.")
+    log_level: str = Field("info", pattern="^(critical|error|warning|info|debug)$")
+
+    @field_validator("data_dir", "storage_dir", "tls_cert", "tls_key")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'moorage.db').resolve()}"
+
+    @property
+    def resolved_storage_dir(self) -> Path:
+        return self.storage_dir if self.storage_dir is not None else self.data_dir / "storage"
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from a TOML file, the environment and explicit overrides (``None`` = unset)."""
+    file_values: dict[str, Any] = {}
+    path = config_file or (Path(os.environ["MOORAGE_CONFIG"]) if os.environ.get("MOORAGE_CONFIG") else None)
+    if path is not None:
+        try:
+            with path.open("rb") as fh:
+                file_values = tomllib.load(fh)
+        except FileNotFoundError:
+            raise SystemExit(f"moorage: config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SystemExit(f"moorage: config file {path} is not valid TOML: {exc}") from None
+    env_keys = {name for name in Settings.model_fields if f"MOORAGE_{name.upper()}" in os.environ}
+    # Environment beats the file: drop file values the environment sets.
+    merged = {k: v for k, v in file_values.items() if k not in env_keys}
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**merged)

@@ -1,0 +1,1 @@
+"""The metadata database: SQLAlchemy Core tables, queries and Alembic migrations."""

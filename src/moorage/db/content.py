@@ -1,0 +1,391 @@
+"""Queries over repositories, blobs, manifests, tags and uploads.
+
+Every function takes an open connection, so the caller (a service) decides what one
+transaction covers. Inserts that can race are written as ``ON CONFLICT`` upserts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import Insert
+
+from moorage.db.tables import (
+    blobs,
+    manifest_blobs,
+    manifest_children,
+    manifests,
+    repositories,
+    repository_blobs,
+    tags,
+    uploads,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredManifest:
+    id: int
+    repository_id: int
+    digest: str
+    media_type: str
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestSummary:
+    """A manifest row without its content (for listings and the referrers API)."""
+
+    id: int
+    digest: str
+    media_type: str
+    artifact_type: str | None
+    kind: str
+    size: int
+    total_size: int
+    annotations: str | None
+    platform_os: str | None
+    platform_architecture: str | None
+    platform_variant: str | None
+    pushed_at: dt.datetime
+    pushed_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewManifest:
+    digest: str
+    media_type: str
+    artifact_type: str | None
+    kind: str
+    config_digest: str | None
+    subject_digest: str | None
+    platform_os: str | None
+    platform_architecture: str | None
+    platform_variant: str | None
+    annotations: str | None
+    size: int
+    total_size: int
+    content: bytes
+    blob_digests: Sequence[str]
+    child_digests: Sequence[str]
+    pushed_by: str | None
+
+
+def _insert(conn: AsyncConnection, table: Any) -> Insert:
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"database {dialect!r} is not supported")
+
+
+def _sortable(conn: AsyncConnection, column: Any) -> ColumnElement[Any]:
+    """Byte-wise ordering, as the distribution-spec's lexical tag order needs."""
+    return column.collate("C") if conn.dialect.name == "postgresql" else column  # type: ignore[no-any-return]
+
+
+# -- repositories -------------------------------------------------------------------------
+async def repository_id(conn: AsyncConnection, name: str) -> int | None:
+    return (await conn.execute(select(repositories.c.id).where(repositories.c.name == name))).scalar()
+
+
+async def ensure_repository(conn: AsyncConnection, name: str, now: dt.datetime) -> int:
+    await conn.execute(
+        _insert(conn, repositories).values(name=name, created_at=now).on_conflict_do_nothing()  # type: ignore[attr-defined]
+    )
+    rid = await repository_id(conn, name)
+    assert rid is not None
+    return rid
+
+
+async def catalog(conn: AsyncConnection, last: str | None, limit: int) -> list[str]:
+    query = select(repositories.c.name).order_by(_sortable(conn, repositories.c.name)).limit(limit)
+    if last:
+        query = query.where(_sortable(conn, repositories.c.name) > last)
+    return list((await conn.execute(query)).scalars())
+
+
+# -- blobs --------------------------------------------------------------------------------
+async def record_blob(conn: AsyncConnection, digest: str, size: int, now: dt.datetime) -> None:
+    await conn.execute(
+        _insert(conn, blobs).values(digest=digest, size=size, created_at=now).on_conflict_do_nothing()  # type: ignore[attr-defined]
+    )
+
+
+async def link_blob(conn: AsyncConnection, repo_id: int, digest: str, now: dt.datetime) -> None:
+    await conn.execute(
+        _insert(conn, repository_blobs)
+        .values(repository_id=repo_id, digest=digest, created_at=now)
+        .on_conflict_do_nothing()  # type: ignore[attr-defined]
+    )
+
+
+async def blob_size(conn: AsyncConnection, digest: str) -> int | None:
+    return (await conn.execute(select(blobs.c.size).where(blobs.c.digest == digest))).scalar()
+
+
+async def linked_blob_size(conn: AsyncConnection, repo_name: str, digest: str) -> int | None:
+    """Size of ``digest`` if it is visible in repository ``repo_name``."""
+    query = (
+        select(blobs.c.size)
+        .select_from(
+            repository_blobs.join(blobs, blobs.c.digest == repository_blobs.c.digest).join(
+                repositories, repositories.c.id == repository_blobs.c.repository_id
+            )
+        )
+        .where(repositories.c.name == repo_name, repository_blobs.c.digest == digest)
+    )
+    return (await conn.execute(query)).scalar()
+
+
+async def unlink_blob(conn: AsyncConnection, repo_id: int, digest: str) -> bool:
+    result = await conn.execute(
+        delete(repository_blobs).where(
+            repository_blobs.c.repository_id == repo_id, repository_blobs.c.digest == digest
+        )
+    )
+    return bool(result.rowcount)
+
+
+async def missing_blobs(conn: AsyncConnection, repo_id: int, digests: Iterable[str]) -> list[str]:
+    wanted = set(digests)
+    if not wanted:
+        return []
+    present = set(
+        (
+            await conn.execute(
+                select(repository_blobs.c.digest).where(
+                    repository_blobs.c.repository_id == repo_id, repository_blobs.c.digest.in_(wanted)
+                )
+            )
+        ).scalars()
+    )
+    return sorted(wanted - present)
+
+
+async def blob_sizes(conn: AsyncConnection, digests: Iterable[str]) -> dict[str, int]:
+    wanted = set(digests)
+    if not wanted:
+        return {}
+    rows = await conn.execute(select(blobs.c.digest, blobs.c.size).where(blobs.c.digest.in_(wanted)))
+    return {d: s for d, s in rows}
+
+
+# -- manifests ----------------------------------------------------------------------------
+_SUMMARY_COLUMNS = (
+    manifests.c.id,
+    manifests.c.digest,
+    manifests.c.media_type,
+    manifests.c.artifact_type,
+    manifests.c.kind,
+    manifests.c.size,
+    manifests.c.total_size,
+    manifests.c.annotations,
+    manifests.c.platform_os,
+    manifests.c.platform_architecture,
+    manifests.c.platform_variant,
+    manifests.c.pushed_at,
+    manifests.c.pushed_by,
+)
+
+
+async def missing_manifests(conn: AsyncConnection, repo_id: int, digests: Iterable[str]) -> list[str]:
+    wanted = set(digests)
+    if not wanted:
+        return []
+    present = set(
+        (
+            await conn.execute(
+                select(manifests.c.digest).where(
+                    manifests.c.repository_id == repo_id, manifests.c.digest.in_(wanted)
+                )
+            )
+        ).scalars()
+    )
+    return sorted(wanted - present)
+
+
+async def manifest_sizes(conn: AsyncConnection, repo_id: int, digests: Iterable[str]) -> dict[str, int]:
+    wanted = set(digests)
+    if not wanted:
+        return {}
+    rows = await conn.execute(
+        select(manifests.c.digest, manifests.c.total_size).where(
+            manifests.c.repository_id == repo_id, manifests.c.digest.in_(wanted)
+        )
+    )
+    return {d: s for d, s in rows}
+
+
+_CONTENT_COLUMNS = (
+    manifests.c.id,
+    manifests.c.repository_id,
+    manifests.c.digest,
+    manifests.c.media_type,
+    manifests.c.content,
+)
+
+
+async def manifest_by_digest(conn: AsyncConnection, repo_name: str, digest: str) -> StoredManifest | None:
+    query = (
+        select(*_CONTENT_COLUMNS)
+        .select_from(manifests.join(repositories, repositories.c.id == manifests.c.repository_id))
+        .where(repositories.c.name == repo_name, manifests.c.digest == digest)
+    )
+    row = (await conn.execute(query)).first()
+    return StoredManifest(*row) if row else None
+
+
+async def manifest_by_tag(conn: AsyncConnection, repo_name: str, tag: str) -> StoredManifest | None:
+    query = (
+        select(*_CONTENT_COLUMNS)
+        .select_from(
+            tags.join(manifests, manifests.c.id == tags.c.manifest_id).join(
+                repositories, repositories.c.id == tags.c.repository_id
+            )
+        )
+        .where(repositories.c.name == repo_name, tags.c.name == tag)
+    )
+    row = (await conn.execute(query)).first()
+    return StoredManifest(*row) if row else None
+
+
+async def insert_manifest(conn: AsyncConnection, repo_id: int, new: NewManifest, now: dt.datetime) -> int:
+    """Store a manifest and its references; returns its id (the existing one when already stored)."""
+    existing = (
+        await conn.execute(
+            select(manifests.c.id).where(manifests.c.repository_id == repo_id, manifests.c.digest == new.digest)
+        )
+    ).scalar()
+    if existing is not None:
+        return existing
+    values = {
+        "repository_id": repo_id,
+        "digest": new.digest,
+        "media_type": new.media_type,
+        "artifact_type": new.artifact_type,
+        "kind": new.kind,
+        "config_digest": new.config_digest,
+        "subject_digest": new.subject_digest,
+        "platform_os": new.platform_os,
+        "platform_architecture": new.platform_architecture,
+        "platform_variant": new.platform_variant,
+        "annotations": new.annotations,
+        "size": new.size,
+        "total_size": new.total_size,
+        "content": new.content,
+        "pushed_at": now,
+        "pushed_by": new.pushed_by,
+    }
+    await conn.execute(_insert(conn, manifests).values(**values).on_conflict_do_nothing())  # type: ignore[attr-defined]
+    manifest_id = (
+        await conn.execute(
+            select(manifests.c.id).where(manifests.c.repository_id == repo_id, manifests.c.digest == new.digest)
+        )
+    ).scalar_one()
+    if new.blob_digests:
+        await conn.execute(
+            _insert(conn, manifest_blobs).on_conflict_do_nothing(),  # type: ignore[attr-defined]
+            [{"manifest_id": manifest_id, "digest": d} for d in set(new.blob_digests)],
+        )
+    if new.child_digests:
+        await conn.execute(
+            _insert(conn, manifest_children).on_conflict_do_nothing(),  # type: ignore[attr-defined]
+            [{"manifest_id": manifest_id, "child_digest": d} for d in set(new.child_digests)],
+        )
+    return manifest_id
+
+
+async def delete_manifest(conn: AsyncConnection, repo_id: int, digest: str) -> bool:
+    result = await conn.execute(
+        delete(manifests).where(manifests.c.repository_id == repo_id, manifests.c.digest == digest)
+    )
+    return bool(result.rowcount)
+
+
+async def referrers(
+    conn: AsyncConnection, repo_id: int, subject: str, artifact_type: str | None
+) -> list[ManifestSummary]:
+    query = (
+        select(*_SUMMARY_COLUMNS)
+        .where(manifests.c.repository_id == repo_id, manifests.c.subject_digest == subject)
+        .order_by(manifests.c.id)
+    )
+    if artifact_type is not None:
+        query = query.where(manifests.c.artifact_type == artifact_type)
+    return [ManifestSummary(*row) for row in await conn.execute(query)]
+
+
+# -- tags ---------------------------------------------------------------------------------
+async def tag_target(conn: AsyncConnection, repo_id: int, tag: str) -> int | None:
+    return (
+        await conn.execute(
+            select(tags.c.manifest_id).where(tags.c.repository_id == repo_id, tags.c.name == tag)
+        )
+    ).scalar()
+
+
+async def set_tag(
+    conn: AsyncConnection, repo_id: int, tag: str, manifest_id: int, now: dt.datetime, by: str | None
+) -> None:
+    stmt = _insert(conn, tags).values(
+        repository_id=repo_id, name=tag, manifest_id=manifest_id, updated_at=now, updated_by=by
+    )
+    stmt = stmt.on_conflict_do_update(  # type: ignore[attr-defined]
+        index_elements=[tags.c.repository_id, tags.c.name],
+        set_={"manifest_id": manifest_id, "updated_at": now, "updated_by": by},
+    )
+    await conn.execute(stmt)
+
+
+async def delete_tag(conn: AsyncConnection, repo_id: int, tag: str) -> bool:
+    result = await conn.execute(delete(tags).where(tags.c.repository_id == repo_id, tags.c.name == tag))
+    return bool(result.rowcount)
+
+
+async def list_tags(conn: AsyncConnection, repo_id: int, last: str | None, limit: int | None) -> list[str]:
+    name = _sortable(conn, tags.c.name)
+    query = select(tags.c.name).where(tags.c.repository_id == repo_id).order_by(name)
+    if last:
+        query = query.where(name > last)
+    if limit is not None:
+        query = query.limit(limit)
+    return list((await conn.execute(query)).scalars())
+
+
+# -- uploads ------------------------------------------------------------------------------
+async def create_upload(conn: AsyncConnection, upload_id: str, repo_id: int, now: dt.datetime) -> None:
+    await conn.execute(
+        uploads.insert().values(id=upload_id, repository_id=repo_id, created_at=now, updated_at=now)
+    )
+
+
+async def upload_repository(conn: AsyncConnection, upload_id: str) -> str | None:
+    """Name of the repository an upload belongs to, or ``None`` for an unknown upload."""
+    query = (
+        select(repositories.c.name)
+        .select_from(uploads.join(repositories, repositories.c.id == uploads.c.repository_id))
+        .where(uploads.c.id == upload_id)
+    )
+    return (await conn.execute(query)).scalar()
+
+
+async def touch_upload(conn: AsyncConnection, upload_id: str, now: dt.datetime) -> None:
+    await conn.execute(update(uploads).where(uploads.c.id == upload_id).values(updated_at=now))
+
+
+async def delete_upload(conn: AsyncConnection, upload_id: str) -> bool:
+    result = await conn.execute(delete(uploads).where(uploads.c.id == upload_id))
+    return bool(result.rowcount)
+
+
+async def stale_uploads(conn: AsyncConnection, before: dt.datetime) -> list[str]:
+    return list((await conn.execute(select(uploads.c.id).where(uploads.c.updated_at < before))).scalars())
+
+

@@ -1,0 +1,1 @@
+"""Pure OCI core: digests, references, media types, manifest models. No I/O."""

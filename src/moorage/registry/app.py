@@ -1,0 +1,73 @@
+"""The ``/v2/`` ASGI application: match the route, check the method, call the handler,
+and turn typed errors into the spec's envelope."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from moorage.oci.errors import NameInvalid, RegistryError, Unsupported
+from moorage.registry import blobs, discovery, manifests
+from moorage.registry.context import RegistryContext
+from moorage.registry.errors import error_response
+from moorage.registry.routing import Match, match
+
+log = logging.getLogger("moorage.registry")
+
+Handler = Callable[[RegistryContext, Request, Match], Awaitable[Response | ASGIApp]]
+
+API_VERSION_HEADER = (b"docker-distribution-api-version", b"registry/2.0")
+
+
+async def _base(ctx: RegistryContext, request: Request, m: Match) -> Response:
+    return Response(b"{}", media_type="application/json")
+
+
+_HANDLERS: dict[str, tuple[frozenset[str], Handler]] = {
+    "base": (frozenset({"GET", "HEAD"}), _base),
+    "catalog": (frozenset({"GET"}), discovery.catalog),
+    "tags": (frozenset({"GET"}), discovery.tags),
+    "manifest": (frozenset({"GET", "HEAD", "PUT", "DELETE"}), manifests.manifest),
+    "upload_start": (frozenset({"POST"}), blobs.upload_start),
+    "upload": (frozenset({"GET", "PATCH", "PUT", "DELETE"}), blobs.upload),
+    "blob": (frozenset({"GET", "HEAD", "DELETE"}), blobs.blob),
+    "referrers": (frozenset({"GET"}), discovery.referrers),
+}
+
+
+class RegistryApp:
+    """ASGI app for every path under ``/v2``."""
+
+    def __init__(self, ctx: RegistryContext) -> None:
+        self.ctx = ctx
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_version(message: dict) -> None:  # type: ignore[type-arg]
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), API_VERSION_HEADER]
+            await send(message)
+
+        request = Request(scope, receive)
+        response = await self._dispatch(request)
+        await response(scope, receive, send_with_version)
+
+    async def _dispatch(self, request: Request) -> ASGIApp:
+        m = match(request.url.path)
+        try:
+            if m is None:
+                raise NameInvalid(f"no registry API route matches {request.url.path[:200]!r}")
+            methods, handler = _HANDLERS[m.route]
+            if request.method not in methods:
+                return error_response(
+                    Unsupported(f"{request.method} is not supported on this endpoint"),
+                    headers={"Allow": ", ".join(sorted(methods))},
+                    status=405,
+                )
+            return await handler(self.ctx, request, m)
+        except RegistryError as exc:
+            # For HEAD the server sends the headers only (Content-Length stays the body's).
+            return error_response(exc)

@@ -1,0 +1,16 @@
+"""What every ``/v2/`` handler receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from moorage.services.blobs import BlobService
+from moorage.services.manifests import ManifestService
+from moorage.services.repositories import RepositoryService
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryContext:
+    repositories: RepositoryService
+    blobs: BlobService
+    manifests: ManifestService

@@ -1,0 +1,228 @@
+"""Blobs: pulling, uploading (monolithic, chunked, streamed), mounting and unlinking.
+
+Upload hash state lives in this process's memory keyed by upload id and offset. When it
+is missing or stale (after a restart, or when another process took a chunk), it is
+rebuilt by reading back what the upload holds, so uploads survive restarts and can be
+spread over several processes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from moorage.db import content as q
+from moorage.db.engine import Database
+from moorage.oci.digest import Digest, Hasher, new_hasher, parse_digest
+from moorage.oci.errors import (
+    BlobUnknown,
+    BlobUploadUnknown,
+    DigestInvalid,
+    PayloadTooLarge,
+    RangeInvalid,
+)
+from moorage.oci.reference import validate_name
+from moorage.services.clock import Clock
+from moorage.storage.base import BlobStore, UploadTooLarge
+
+_HASH_ALGORITHM = "sha256"
+
+
+@dataclass(frozen=True, slots=True)
+class BlobLocation:
+    digest: str
+    size: int
+    path: Path | None  # a local file, when the store has one
+    redirect: str | None  # a URL the client may fetch from instead
+
+
+@dataclass
+class BlobService:
+    db: Database
+    store: BlobStore
+    clock: Clock
+    max_upload_size: int
+    _hash_states: dict[str, tuple[int, Hasher]] = field(default_factory=dict)
+
+    # -- pull ---------------------------------------------------------------------------
+    async def locate(self, repository: str, digest: str) -> BlobLocation:
+        parse_digest(digest)
+        async with self.db.read() as conn:
+            size = await q.linked_blob_size(conn, repository, digest)
+        if size is None:
+            raise BlobUnknown(f"blob {digest} is not in repository {repository!r}", {"digest": digest})
+        return BlobLocation(digest, size, self.store.local_path(digest), await self.store.redirect_url(digest))
+
+    def read(self, digest: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        return self.store.read(digest, offset, length)
+
+    async def unlink(self, repository: str, digest: str) -> None:
+        """Remove a blob from a repository. The bytes stay until garbage collection."""
+        parse_digest(digest)
+        async with self.db.write() as conn:
+            rid = await q.repository_id(conn, repository)
+            if rid is None or not await q.unlink_blob(conn, rid, digest):
+                raise BlobUnknown(f"blob {digest} is not in repository {repository!r}", {"digest": digest})
+
+    # -- mount --------------------------------------------------------------------------
+    async def mount(self, repository: str, digest: str, source: str) -> bool:
+        """Link a blob of ``source`` into ``repository``; ``False`` when ``source`` lacks it."""
+        validate_name(source)
+        parse_digest(digest)
+        async with self.db.write() as conn:
+            if await q.linked_blob_size(conn, source, digest) is None:
+                return False
+            rid = await q.ensure_repository(conn, validate_name(repository), self.clock())
+            await q.link_blob(conn, rid, digest, self.clock())
+        return True
+
+    # -- uploads ------------------------------------------------------------------------
+    async def start_upload(self, repository: str) -> str:
+        upload_id = str(uuid.uuid4())
+        await self.store.upload_create(upload_id)
+        now = self.clock()
+        async with self.db.write() as conn:
+            rid = await q.ensure_repository(conn, validate_name(repository), now)
+            await q.create_upload(conn, upload_id, rid, now)
+        self._hash_states[upload_id] = (0, new_hasher(_HASH_ALGORITHM))
+        return upload_id
+
+    async def _check_upload(self, repository: str, upload_id: str) -> int:
+        """Current size of an upload of ``repository``; ``BlobUploadUnknown`` otherwise."""
+        async with self.db.read() as conn:
+            owner = await q.upload_repository(conn, upload_id)
+        size = await self.store.upload_size(upload_id) if owner is not None else None
+        if owner != repository or size is None:
+            raise BlobUploadUnknown(f"upload {upload_id[:80]!r} is not known in repository {repository!r}")
+        return size
+
+    async def upload_status(self, repository: str, upload_id: str) -> int:
+        return await self._check_upload(repository, upload_id)
+
+    async def _hash_state(self, upload_id: str, size: int) -> Hasher:
+        state = self._hash_states.get(upload_id)
+        if state is not None and state[0] == size:
+            return state[1]
+        hasher = new_hasher(_HASH_ALGORITHM)
+        async for chunk in self.store.upload_read(upload_id):
+            hasher.update(chunk)
+        return hasher
+
+    async def _append(self, upload_id: str, size: int, chunks: AsyncIterable[bytes]) -> int:
+        hasher = await self._hash_state(upload_id, size)
+        self._hash_states.pop(upload_id, None)  # invalid until this append finishes
+
+        async def hashing() -> AsyncIterator[bytes]:
+            async for chunk in chunks:
+                hasher.update(chunk)
+                yield chunk
+
+        try:
+            new_size = await self.store.upload_append(upload_id, hashing(), self.max_upload_size)
+        except UploadTooLarge:
+            raise PayloadTooLarge(
+                f"blob exceeds the registry's upload limit of {self.max_upload_size} bytes",
+                {"limit": self.max_upload_size},
+            ) from None
+        self._hash_states[upload_id] = (new_size, hasher)
+        return new_size
+
+    async def append(
+        self, repository: str, upload_id: str, chunks: AsyncIterable[bytes], content_range: tuple[int, int] | None
+    ) -> int:
+        """Append a chunk; ``content_range`` (inclusive) must start where the upload ends."""
+        size = await self._check_upload(repository, upload_id)
+        if content_range is not None and content_range[0] != size:
+            raise RangeInvalid(
+                f"chunk starts at {content_range[0]} but the upload holds {size} bytes; "
+                f"send the chunk starting at {size}",
+                {"size": size},
+            )
+        new_size = await self._append(upload_id, size, chunks)
+        async with self.db.write() as conn:
+            await q.touch_upload(conn, upload_id, self.clock())
+        return new_size
+
+    async def complete(
+        self, repository: str, upload_id: str, digest: str, chunks: AsyncIterable[bytes] | None
+    ) -> BlobLocation:
+        """Finish an upload with an optional last chunk, verify ``digest`` and publish the blob."""
+        expected = parse_digest(digest)
+        size = await self._check_upload(repository, upload_id)
+        if chunks is not None:
+            size = await self._append(upload_id, size, chunks)
+        actual = await self._final_digest(upload_id, size, expected)
+        if actual != expected:
+            await self._discard(upload_id)
+            raise DigestInvalid(
+                f"digest mismatch: the upload's content is {actual}, not {expected}",
+                {"expected": str(expected), "actual": str(actual)},
+            )
+        await self._publish(repository, upload_id, str(expected), size)
+        return BlobLocation(str(expected), size, None, None)
+
+    async def _final_digest(self, upload_id: str, size: int, expected: Digest) -> Digest:
+        if expected.algorithm == _HASH_ALGORITHM:
+            hasher = await self._hash_state(upload_id, size)
+        else:
+            hasher = new_hasher(expected.algorithm)
+            async for chunk in self.store.upload_read(upload_id):
+                hasher.update(chunk)
+        return Digest(expected.algorithm, hasher.hexdigest())
+
+    async def _publish(self, repository: str, upload_id: str, digest: str, size: int) -> None:
+        self._hash_states.pop(upload_id, None)
+        if await self.store.stat(digest) is None:
+            await self.store.upload_commit(upload_id, digest)
+        else:
+            await self.store.upload_delete(upload_id)
+        now = self.clock()
+        async with self.db.write() as conn:
+            await q.record_blob(conn, digest, size, now)
+            rid = await q.ensure_repository(conn, repository, now)
+            await q.link_blob(conn, rid, digest, now)
+            await q.delete_upload(conn, upload_id)
+
+    async def _discard(self, upload_id: str) -> None:
+        self._hash_states.pop(upload_id, None)
+        await self.store.upload_delete(upload_id)
+        async with self.db.write() as conn:
+            await q.delete_upload(conn, upload_id)
+
+    async def cancel(self, repository: str, upload_id: str) -> None:
+        await self._check_upload(repository, upload_id)
+        await self._discard(upload_id)
+
+    async def put_monolithic(self, repository: str, digest: str, chunks: AsyncIterable[bytes]) -> BlobLocation:
+        """POST with ``?digest=``: the whole blob in one request."""
+        parse_digest(digest)
+        validate_name(repository)
+        upload_id = await self.start_upload(repository)
+        try:
+            return await self.complete(repository, upload_id, digest, chunks)
+        except BaseException:
+            await self._discard(upload_id)
+            raise
+
+    async def put_small(self, repository: str, data: bytes) -> str:
+        """Store a small blob given in memory (used by tools and tests); returns its digest."""
+        hasher = new_hasher(_HASH_ALGORITHM)
+        hasher.update(data)
+        digest = f"{_HASH_ALGORITHM}:{hasher.hexdigest()}"
+        await self.store.put(digest, data)
+        now = self.clock()
+        async with self.db.write() as conn:
+            await q.record_blob(conn, digest, len(data), now)
+            rid = await q.ensure_repository(conn, validate_name(repository), now)
+            await q.link_blob(conn, rid, digest, now)
+        return digest
+
+    async def read_small(self, digest: str, limit: int) -> bytes | None:
+        """The whole blob if it is at most ``limit`` bytes (configs), else ``None``."""
+        size = await self.store.stat(digest)
+        if size is None or size > limit:
+            return None
+        return b"".join([chunk async for chunk in self.store.read(digest)])
+

@@ -1,0 +1,203 @@
+"""Manifests and tags: push (validate, classify, store, tag), pull, delete, list, referrers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from moorage.db import content as q
+from moorage.db.engine import Database
+from moorage.oci import mediatypes as mt
+from moorage.oci.classify import Classification, classify
+from moorage.oci.digest import compute, is_digest, parse_digest
+from moorage.oci.errors import (
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestUnknown,
+    NameUnknown,
+    PayloadTooLarge,
+)
+from moorage.oci.manifest import Descriptor, Manifest, parse_manifest
+from moorage.oci.reference import is_valid_tag, validate_name, validate_tag
+from moorage.services.blobs import BlobService
+from moorage.services.clock import Clock
+
+#: Largest config blob read to learn an image's platform.
+_MAX_CONFIG_READ = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class PulledManifest:
+    digest: str
+    media_type: str
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PushedManifest:
+    digest: str
+    subject: str | None
+    classification: Classification
+
+
+@dataclass
+class ManifestService:
+    db: Database
+    blobs: BlobService
+    clock: Clock
+    max_manifest_size: int
+
+    async def get(self, repository: str, reference: str) -> PulledManifest:
+        validate_name(repository)
+        async with self.db.read() as conn:
+            if is_digest(reference):
+                parse_digest(reference)
+                found = await q.manifest_by_digest(conn, repository, reference)
+            elif is_valid_tag(reference):
+                found = await q.manifest_by_tag(conn, repository, reference)
+            else:
+                found = None  # a tag that cannot exist is simply not there
+            if found is None and await q.repository_id(conn, repository) is None:
+                raise NameUnknown(f"repository {repository!r} is not known to the registry", {"name": repository})
+        if found is None:
+            raise ManifestUnknown(
+                f"manifest {reference!r} is not in repository {repository!r}", {"reference": reference}
+            )
+        return PulledManifest(found.digest, found.media_type, found.content)
+
+    async def put(
+        self, repository: str, reference: str, content: bytes, content_type: str | None, pushed_by: str | None = None
+    ) -> PushedManifest:
+        validate_name(repository)
+        if len(content) > self.max_manifest_size:
+            raise PayloadTooLarge(
+                f"manifest of {len(content)} bytes exceeds the limit of {self.max_manifest_size} bytes",
+                {"limit": self.max_manifest_size},
+            )
+        tag: str | None = None
+        if is_digest(reference):
+            claimed = parse_digest(reference)
+            digest = compute(content, claimed.algorithm)
+            if digest != claimed:
+                raise DigestInvalid(
+                    f"manifest digest is {digest}, not {claimed}", {"expected": str(claimed), "actual": str(digest)}
+                )
+        else:
+            tag = validate_tag(reference)
+            digest = compute(content)
+        manifest = parse_manifest(content, content_type)
+        config = await self._read_config(manifest.config)
+        classification = classify(manifest, config)
+        now = self.clock()
+        async with self.db.write() as conn:
+            rid = await q.ensure_repository(conn, repository, now)
+            missing = await q.missing_blobs(conn, rid, manifest.blob_digests())
+            if missing:
+                raise ManifestBlobUnknown(
+                    f"manifest references blobs not in repository {repository!r}: {', '.join(missing[:5])}",
+                    {"missing": missing},
+                )
+            children = [d.digest for d in manifest.manifests]
+            child_sizes = await q.manifest_sizes(conn, rid, children)
+            missing = sorted(set(children) - child_sizes.keys())
+            if missing:
+                raise ManifestBlobUnknown(
+                    f"index references manifests not in repository {repository!r}: {', '.join(missing[:5])}",
+                    {"missing": missing},
+                )
+            blob_sizes = await q.blob_sizes(conn, manifest.blob_digests())
+            manifest_id = await q.insert_manifest(
+                conn, rid, self._record(manifest, classification, content, str(digest), blob_sizes, child_sizes,
+                                        pushed_by), now
+            )
+            if tag is not None:
+                await q.set_tag(conn, rid, tag, manifest_id, now, pushed_by)
+        return PushedManifest(str(digest), manifest.subject.digest if manifest.subject else None, classification)
+
+    @staticmethod
+    def _record(
+        manifest: Manifest,
+        classification: Classification,
+        content: bytes,
+        digest: str,
+        blob_sizes: dict[str, int],
+        child_sizes: dict[str, int],
+        pushed_by: str | None,
+    ) -> q.NewManifest:
+        platform = classification.platform
+        return q.NewManifest(
+            digest=digest,
+            media_type=manifest.media_type,
+            artifact_type=classification.artifact_type or manifest.effective_artifact_type,
+            kind=classification.kind,
+            config_digest=manifest.config.digest if manifest.config else None,
+            subject_digest=manifest.subject.digest if manifest.subject else None,
+            platform_os=platform.os if platform else None,
+            platform_architecture=platform.architecture if platform else None,
+            platform_variant=platform.variant if platform else None,
+            annotations=json.dumps(manifest.annotations, sort_keys=True) if manifest.annotations else None,
+            size=len(content),
+            total_size=len(content) + sum(blob_sizes.values()) + sum(child_sizes.values()),
+            content=content,
+            blob_digests=manifest.blob_digests(),
+            child_digests=[d.digest for d in manifest.manifests],
+            pushed_by=pushed_by,
+        )
+
+    async def _read_config(self, config: Descriptor | None) -> dict[str, Any] | None:
+        """The parsed config blob of an image, for its platform; ``None`` when not JSON or absent."""
+        if config is None or config.media_type in (mt.OCI_EMPTY,) or config.size > _MAX_CONFIG_READ:
+            return None
+        data = await self.blobs.read_small(config.digest, _MAX_CONFIG_READ)
+        if data is None:
+            return None
+        try:
+            parsed = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return parsed if isinstance(parsed, dict) else None
+
+    async def delete(self, repository: str, reference: str) -> None:
+        """Delete a manifest by digest (and every tag on it), or just a tag."""
+        validate_name(repository)
+        async with self.db.write() as conn:
+            rid = await q.repository_id(conn, repository)
+            if rid is None:
+                raise NameUnknown(f"repository {repository!r} is not known to the registry", {"name": repository})
+            if is_digest(reference):
+                parse_digest(reference)
+                deleted = await q.delete_manifest(conn, rid, reference)
+            else:
+                deleted = await q.delete_tag(conn, rid, validate_tag(reference))
+        if not deleted:
+            raise ManifestUnknown(
+                f"manifest {reference!r} is not in repository {repository!r}", {"reference": reference}
+            )
+
+    async def tags(self, repository: str, last: str | None, limit: int | None) -> list[str]:
+        validate_name(repository)
+        async with self.db.read() as conn:
+            rid = await q.repository_id(conn, repository)
+            if rid is None:
+                raise NameUnknown(f"repository {repository!r} is not known to the registry", {"name": repository})
+            return await q.list_tags(conn, rid, last, limit)
+
+    async def referrers(self, repository: str, subject: str, artifact_type: str | None) -> list[dict[str, Any]]:
+        """Descriptors of the manifests whose ``subject`` is ``subject``, as the referrers API lists them."""
+        validate_name(repository)
+        parse_digest(subject)
+        async with self.db.read() as conn:
+            rid = await q.repository_id(conn, repository)
+            if rid is None:
+                raise NameUnknown(f"repository {repository!r} is not known to the registry", {"name": repository})
+            rows = await q.referrers(conn, rid, subject, artifact_type)
+        out = []
+        for row in rows:
+            desc: dict[str, Any] = {"mediaType": row.media_type, "digest": row.digest, "size": row.size}
+            if row.artifact_type:
+                desc["artifactType"] = row.artifact_type
+            if row.annotations:
+                desc["annotations"] = json.loads(row.annotations)
+            out.append(desc)
+        return out

@@ -1,0 +1,200 @@
+"""Filesystem blob store.
+
+Layout under ``root`` (the only place that knows it)::
+
+    blobs/<algorithm>/<first two hex chars>/<encoded>    committed blobs, immutable
+    uploads/<upload id>                                  uploads in progress (append-only)
+    tmp/                                                 temporary files of ``put``
+
+Blobs are written elsewhere, flushed (``fsync`` when ``durable``) and renamed into place,
+so a crash never leaves a partial file under a digest.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+
+from collections.abc import AsyncIterable, AsyncIterator
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+from moorage.oci.digest import parse_digest
+from moorage.storage.base import StoredBlob, UploadTooLarge
+
+_UPLOAD_ID_RE = re.compile(r"^[A-Za-z0-9-]{8,64}$")
+_READ_CHUNK = 1 << 20
+_WRITE_BUFFER = 1 << 20
+
+
+class FilesystemBlobStore:
+    """Blob store on a local (or network-mounted POSIX) filesystem."""
+
+    def __init__(self, root: Path, durable: bool = True) -> None:
+        self.root = root
+        self.durable = durable
+        for sub in ("blobs", "uploads", "tmp"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+
+    # -- paths -------------------------------------------------------------------------
+    def _blob_path(self, digest: str) -> Path:
+        d = parse_digest(digest)  # validates: no path tricks reach the filesystem
+        return self.root / "blobs" / d.algorithm / d.encoded[:2] / d.encoded
+
+    def _upload_path(self, upload_id: str) -> Path:
+        if not _UPLOAD_ID_RE.match(upload_id):
+            raise ValueError(f"invalid upload id {upload_id[:80]!r}")
+        return self.root / "uploads" / upload_id
+
+    # -- blobs -------------------------------------------------------------------------
+    async def stat(self, digest: str) -> int | None:
+        try:
+            return self._blob_path(digest).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    async def read(self, digest: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        async for chunk in _read_file(self._blob_path(digest), offset, length):
+            yield chunk
+
+    def local_path(self, digest: str) -> Path | None:
+        return self._blob_path(digest)
+
+    async def redirect_url(self, digest: str) -> str | None:
+        return None
+
+    async def put(self, digest: str, data: bytes) -> None:
+        target = self._blob_path(digest)
+        if target.exists():
+            return
+
+        def write() -> None:
+            fd, tmp = tempfile.mkstemp(dir=self.root / "tmp")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    if self.durable:
+                        os.fsync(fh.fileno())
+                self._install(Path(tmp), target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+
+        await anyio.to_thread.run_sync(write)
+
+    def _install(self, source: Path, target: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+        if self.durable:
+            dir_fd = os.open(target.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+
+    async def delete(self, digest: str) -> bool:
+        try:
+            self._blob_path(digest).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    async def list_blobs(self) -> AsyncIterator[StoredBlob]:
+        base = self.root / "blobs"
+        for alg_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+            for prefix in sorted(p for p in alg_dir.iterdir() if p.is_dir()):
+                for entry in sorted(prefix.iterdir()):
+                    try:
+                        st = entry.stat()
+                    except FileNotFoundError:
+                        continue
+                    yield StoredBlob(f"{alg_dir.name}:{entry.name}", st.st_size, st.st_mtime)
+
+    # -- uploads -----------------------------------------------------------------------
+    async def upload_create(self, upload_id: str) -> None:
+        self._upload_path(upload_id).touch(exist_ok=False)
+
+    async def upload_append(self, upload_id: str, chunks: AsyncIterable[bytes], limit: int | None = None) -> int:
+        path = self._upload_path(upload_id)
+        if not path.exists():
+            raise FileNotFoundError(upload_id)
+        with path.open("r+b") as fh:
+            fh.seek(0, os.SEEK_END)
+            start = size = fh.tell()
+            buffer = bytearray()
+            try:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if limit is not None and size > limit:
+                        raise UploadTooLarge(f"upload exceeds the limit of {limit} bytes")
+                    buffer += chunk
+                    if len(buffer) >= _WRITE_BUFFER:
+                        fh.write(buffer)
+                        buffer.clear()
+                fh.write(buffer)
+            except BaseException:
+                # A broken or refused chunk leaves the upload as it was before this call.
+                fh.truncate(start)
+                raise
+        return size
+
+    async def upload_size(self, upload_id: str) -> int | None:
+        try:
+            return self._upload_path(upload_id).stat().st_size
+        except (FileNotFoundError, ValueError):
+            return None
+
+    async def upload_read(self, upload_id: str) -> AsyncIterator[bytes]:
+        async for chunk in _read_file(self._upload_path(upload_id), 0, None):
+            yield chunk
+
+    async def upload_commit(self, upload_id: str, digest: str) -> None:
+        source = self._upload_path(upload_id)
+        target = self._blob_path(digest)
+
+        def commit() -> None:
+            if self.durable:
+                with source.open("rb") as fh:
+                    os.fsync(fh.fileno())
+            self._install(source, target)
+
+        await anyio.to_thread.run_sync(commit)
+
+    async def upload_delete(self, upload_id: str) -> None:
+        try:
+            self._upload_path(upload_id).unlink(missing_ok=True)
+        except ValueError:
+            return
+
+    def upload_ids(self) -> list[tuple[str, float]]:
+        """Upload sessions on disk with their last-modified time (for cleaning stale ones)."""
+        out = []
+        for entry in (self.root / "uploads").iterdir():
+            try:
+                out.append((entry.name, entry.stat().st_mtime))
+            except FileNotFoundError:
+                continue
+        return out
+
+
+async def _read_file(path: Path, offset: int, length: int | None) -> AsyncIterator[bytes]:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        remaining = length if length is not None else os.fstat(fd).st_size - offset
+        position = offset
+        while remaining > 0:
+            n = min(_READ_CHUNK, remaining)
+            chunk = await anyio.to_thread.run_sync(os.pread, fd, n, position)
+            if not chunk:
+                break
+            position += len(chunk)
+            remaining -= len(chunk)
+            yield chunk
+    finally:
+        os.close(fd)
+
+
