@@ -24,6 +24,8 @@ from moorage.config import Settings
 #: PostgreSQL on these machines (trust auth). Override with MOORAGE_TEST_POSTGRES_URL.
 POSTGRES_URL = os.environ.get("MOORAGE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+#: The first administrator's password in every test registry.
+ADMIN_PASSWORD = "moorage-admin-password"
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
 
 
 def make_settings(data_dir: Path, backend: Backend | None = None, **overrides: object) -> Settings:
-    values: dict[str, object] = {"data_dir": data_dir, "durable_writes": False}
+    values: dict[str, object] = {"data_dir": data_dir, "durable_writes": False, "admin_password": ADMIN_PASSWORD}
     if backend is not None and backend.url:
         values["database_url"] = backend.url
         values["database_schema"] = backend.schema
@@ -76,7 +78,7 @@ def settings(tmp_path: Path, backend: Backend) -> Settings:
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[MoorageApp]:
     application = create_app(settings)
-    await application.components.db.migrate()
+    await application.components.prepare()
     try:
         yield application
     finally:
@@ -85,6 +87,16 @@ async def app(settings: Settings) -> AsyncIterator[MoorageApp]:
 
 @pytest.fixture
 async def client(app: MoorageApp) -> AsyncIterator[httpx.AsyncClient]:
+    """A client signed in as the administrator (HTTP basic)."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://moorage.test", auth=("admin", ADMIN_PASSWORD)
+    ) as c:
+        yield c
+
+
+@pytest.fixture
+async def anonymous(app: MoorageApp) -> AsyncIterator[httpx.AsyncClient]:
+    """A client with no credentials."""
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://moorage.test") as c:
         yield c
 
@@ -100,6 +112,8 @@ class ServerProcess:
     """A real ``moorage serve`` process."""
 
     host: str  # host:port, as clients such as skopeo want it
+    username = "admin"
+    password = ADMIN_PASSWORD
     url: str
     data_dir: Path
     process: subprocess.Popen[bytes]
@@ -117,7 +131,12 @@ class ServerProcess:
 def start_server(data_dir: Path, env: dict[str, str] | None = None, port: int | None = None) -> ServerProcess:
     port = port or free_port()
     log = data_dir.parent / f"server-{port}.log"
-    full_env = {**os.environ, "MOORAGE_DURABLE_WRITES": "false", **(env or {})}
+    full_env = {
+        **os.environ,
+        "MOORAGE_DURABLE_WRITES": "false",
+        "MOORAGE_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        **(env or {}),
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "moorage", "serve", "--port", str(port), "--data-dir", str(data_dir)],
         stdout=log.open("wb"),

@@ -41,6 +41,23 @@ class Settings(BaseSettings):
     max_upload_size: int = Field(64 * GiB, ge=1, description="Largest blob accepted, bytes.")
     upload_expiry_hours: float = Field(24.0, gt=0, description="Idle uploads older than this are discarded.")
     log_level: str = Field("info", pattern="^(critical|error|warning|info|debug)$")
+    admin_password: str | None = Field(
+        None, description="Password of the first administrator, 'admin', created on first start "
+        "(generated and printed once when unset)."
+    )
+    create_repository_on_push: bool = Field(
+        True, description="A push into a namespace the pusher administers may create the repository."
+    )
+    token_service: str | None = Field(None, description="Service name (audience) of registry tokens; default fqdn.")
+    token_ttl_seconds: int = Field(300, ge=30, le=86400, description="Lifetime of registry bearer tokens.")
+    login_max_failures: int = Field(5, ge=1, description="Failed sign-ins per user before a lockout.")
+    login_window_seconds: int = Field(900, ge=1, description="Window in which failed sign-ins are counted.")
+    login_lockout_seconds: int = Field(300, ge=1, description="How long a lockout lasts.")
+    auth_cache_seconds: float = Field(10.0, ge=0, le=300, description="How long a checked credential is trusted.")
+
+    @property
+    def resolved_token_service(self) -> str:
+        return self.token_service or self.fqdn or "moorage"
 
     @field_validator("data_dir", "storage_dir", "tls_cert", "tls_key")
     @classmethod

@@ -8,25 +8,31 @@ import os
 
 from moorage.app import SETTINGS_ENV
 from moorage.config import Settings
-from moorage.db.engine import Database
 
 
-def _migrate(settings: Settings) -> None:
-    async def run() -> None:
-        db = Database(settings.resolved_database_url, schema=settings.database_schema)
+def prepare(settings: Settings) -> None:
+    """Migrate the database, create the signing key and the first administrator, once, before
+    any worker starts; print a generated administrator password (this is the only time it shows)."""
+    from moorage.app import build_components
+
+    async def run() -> str | None:
+        components = build_components(settings)
         try:
-            await db.migrate()
+            return await components.prepare()
         finally:
-            await db.close()
+            await components.db.close()
 
-    asyncio.run(run())
+    generated = asyncio.run(run())
+    if generated:
+        print(f"Created the administrator 'admin' with password: {generated}", flush=True)
+        print("  (shown once: sign in and change it, or set MOORAGE_ADMIN_PASSWORD before the first start)", flush=True)
 
 
 def serve(settings: Settings) -> None:
     """Migrate the database once, then start the ASGI server with ``settings.workers`` processes."""
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    _migrate(settings)
+    prepare(settings)
     os.environ[SETTINGS_ENV] = settings.model_dump_json()
     scheme = "https" if settings.tls_cert else "http"
     print(
@@ -35,7 +41,7 @@ def serve(settings: Settings) -> None:
         flush=True,
     )
     if settings.server == "granian":
-        from granian import Granian  # type: ignore[attr-defined]
+        from granian import Granian
         from granian.constants import Interfaces
 
         Granian(

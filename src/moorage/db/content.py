@@ -21,11 +21,14 @@ from moorage.db.tables import (
     manifest_blobs,
     manifest_children,
     manifests,
+    namespaces,
     repositories,
     repository_blobs,
+    repository_settings,
     tags,
     uploads,
 )
+from moorage.oci.reference import namespace_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +98,34 @@ async def repository_id(conn: AsyncConnection, name: str) -> int | None:
     return (await conn.execute(select(repositories.c.id).where(repositories.c.name == name))).scalar()
 
 
-async def ensure_repository(conn: AsyncConnection, name: str, now: dt.datetime) -> int:
+async def ensure_repository(
+    conn: AsyncConnection, name: str, now: dt.datetime, created_by: str | None = None, visibility: str = "private"
+) -> int:
+    """Id of repository ``name``, creating it (and its namespace, as an organization) when missing.
+
+    Whether the caller may create it is decided before, by the access service.
+    """
+    rid = await repository_id(conn, name)
+    if rid is not None:
+        return rid
+    ns_name = namespace_of(name)
     await conn.execute(
+        _insert(conn, namespaces)  # type: ignore[attr-defined]
+        .values(name=ns_name, kind="organization", created_at=now)
+        .on_conflict_do_nothing()
+    )
+    ns_id = (await conn.execute(select(namespaces.c.id).where(namespaces.c.name == ns_name))).scalar_one()
+    result = await conn.execute(
         _insert(conn, repositories).values(name=name, created_at=now).on_conflict_do_nothing()  # type: ignore[attr-defined]
     )
     rid = await repository_id(conn, name)
     assert rid is not None
+    if result.rowcount:
+        await conn.execute(
+            repository_settings.insert().values(
+                repository_id=rid, namespace_id=ns_id, visibility=visibility, immutable_tags=False, created_by=created_by
+            )
+        )
     return rid
 
 
@@ -264,7 +289,7 @@ async def insert_manifest(conn: AsyncConnection, repo_id: int, new: NewManifest,
         )
     ).scalar()
     if existing is not None:
-        return existing
+        return int(existing)
     values = {
         "repository_id": repo_id,
         "digest": new.digest,
@@ -289,6 +314,7 @@ async def insert_manifest(conn: AsyncConnection, repo_id: int, new: NewManifest,
             select(manifests.c.id).where(manifests.c.repository_id == repo_id, manifests.c.digest == new.digest)
         )
     ).scalar_one()
+    manifest_id = int(manifest_id)
     if new.blob_digests:
         await conn.execute(
             _insert(conn, manifest_blobs).on_conflict_do_nothing(),  # type: ignore[attr-defined]
@@ -319,7 +345,7 @@ async def referrers(
     )
     if artifact_type is not None:
         query = query.where(manifests.c.artifact_type == artifact_type)
-    return [ManifestSummary(*row) for row in await conn.execute(query)]
+    return [ManifestSummary(**row._mapping) for row in await conn.execute(query)]
 
 
 # -- tags ---------------------------------------------------------------------------------

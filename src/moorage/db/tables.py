@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    Boolean,
     BigInteger,
     Column,
     DateTime,
@@ -116,4 +117,135 @@ uploads = Table(
     Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# -- identity and access -------------------------------------------------------------------
+
+# A namespace is a user's or an organization's; repositories live in one ("ns/name").
+namespaces = Table(
+    "namespaces",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # user | organization
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"), nullable=False, unique=True),
+    Column("username", String(255), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("full_name", String(255), nullable=True),
+    Column("email", String(255), nullable=True),
+    Column("is_admin", Boolean, nullable=False, default=False),
+    Column("is_active", Boolean, nullable=False, default=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+organization_members = Table(
+    "organization_members",
+    metadata,
+    Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(16), nullable=False),  # owner | member
+    Index(None, "user_id"),
+)
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("namespace_id", "name"),
+)
+
+team_members = Table(
+    "team_members",
+    metadata,
+    Column("team_id", Integer, ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Index(None, "user_id"),
+)
+
+# Per-repository settings that are not protocol state.
+repository_settings = Table(
+    "repository_settings",
+    metadata,
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"), nullable=False),
+    Column("visibility", String(16), nullable=False),  # public | private
+    Column("description", Text, nullable=True),
+    Column("immutable_tags", Boolean, nullable=False, default=False),
+    Column("created_by", String(255), nullable=True),
+    Index(None, "namespace_id"),
+)
+
+team_repository_access = Table(
+    "team_repository_access",
+    metadata,
+    Column("team_id", Integer, ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True),
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("level", String(16), nullable=False),  # read-only | read-write | admin
+    Index(None, "repository_id"),
+)
+
+team_namespace_access = Table(
+    "team_namespace_access",
+    metadata,
+    Column("team_id", Integer, ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True),
+    Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"), primary_key=True),
+    Column("level", String(16), nullable=False),
+    Index(None, "namespace_id"),
+)
+
+access_tokens = Table(
+    "access_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("label", String(255), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),  # sha256 hex of the secret
+    Column("token_prefix", String(16), nullable=False),  # shown in listings to tell tokens apart
+    Column("is_active", Boolean, nullable=False, default=True),
+    Column("kind", String(16), nullable=False),  # personal | refresh
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Index(None, "user_id"),
+)
+
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("private_pem", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("retired_at", DateTime(timezone=True), nullable=True),
+)
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("key", String(300), primary_key=True),  # "user:<name>" or "addr:<ip>"
+    Column("failures", Integer, nullable=False),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("locked_until", DateTime(timezone=True), nullable=True),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(255), nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("target", String(512), nullable=True),
+    Column("detail", Text, nullable=True),  # JSON
+    Column("remote_addr", String(64), nullable=True),
+    Index(None, "at"),
 )

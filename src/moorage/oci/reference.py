@@ -8,8 +8,8 @@ from moorage.oci.errors import NameInvalid, TagInvalid
 
 # distribution-spec: [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*
 _COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
-_NAME_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-_TAG_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
+_NAME_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*\Z")
+_TAG_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}\Z")
 
 #: Longest repository name accepted (the spec lets registries choose; distribution uses 255).
 MAX_NAME_LENGTH = 255
@@ -39,3 +39,17 @@ def validate_tag(tag: str) -> str:
             {"tag": tag[:200]},
         )
     return tag
+
+
+_NAMESPACE_RE = re.compile(rf"^{_COMPONENT}$")
+MAX_NAMESPACE_LENGTH = 64
+
+
+def is_valid_namespace(name: str) -> bool:
+    """A user, organization or team name: one repository-name path component, at most 64 characters."""
+    return len(name) <= MAX_NAMESPACE_LENGTH and _NAMESPACE_RE.match(name) is not None
+
+
+def namespace_of(repository: str) -> str:
+    """The namespace a repository lives in: its first path component."""
+    return repository.split("/", 1)[0]

@@ -8,10 +8,11 @@ from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from moorage.oci.errors import NameInvalid, RegistryError, Unsupported
+from moorage.oci.errors import NameInvalid, RegistryError, TooManyRequests, Unsupported
 from moorage.registry import blobs, discovery, manifests
+from moorage.registry.auth import AuthChallenge
 from moorage.registry.context import RegistryContext
 from moorage.registry.errors import error_response
 from moorage.registry.routing import Match, match
@@ -46,7 +47,7 @@ class RegistryApp:
         self.ctx = ctx
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def send_with_version(message: dict) -> None:  # type: ignore[type-arg]
+        async def send_with_version(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), API_VERSION_HEADER]
             await send(message)
@@ -67,7 +68,13 @@ class RegistryApp:
                     headers={"Allow": ", ".join(sorted(methods))},
                     status=405,
                 )
+            request.state.caller = await self.ctx.auth.authorize(request, m)
             return await handler(self.ctx, request, m)
+        except AuthChallenge as exc:
+            return error_response(exc, headers={"WWW-Authenticate": self.ctx.auth.challenge_header(request, exc)})
+        except TooManyRequests as exc:
+            retry = exc.detail.get("retryAfter") if isinstance(exc.detail, dict) else None
+            return error_response(exc, headers={"Retry-After": str(retry or 60)})
         except RegistryError as exc:
             # For HEAD the server sends the headers only (Content-Length stays the body's).
             return error_response(exc)

@@ -92,7 +92,8 @@ async def upload_start(ctx: RegistryContext, request: Request, m: Match) -> Resp
     name = validate_name(m.name)
     params = request.query_params
     mount, source, digest = params.get("mount"), params.get("from"), params.get("digest")
-    if mount and source:
+    # Mount only from a repository the caller may pull from; otherwise fall back to an upload.
+    if mount and source and await ctx.auth.may_pull(request.state.caller, source):
         if await ctx.blobs.mount(name, mount, source):
             return _blob_created(name, mount)
     if digest:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from moorage.registry.auth import RegistryAuth
 from moorage.services.blobs import BlobService
 from moorage.services.manifests import ManifestService
 from moorage.services.repositories import RepositoryService
@@ -14,3 +15,4 @@ class RegistryContext:
     repositories: RepositoryService
     blobs: BlobService
     manifests: ManifestService
+    auth: RegistryAuth

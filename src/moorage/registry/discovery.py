@@ -55,7 +55,7 @@ async def catalog(ctx: RegistryContext, request: Request, m: Match) -> Response:
     last = request.query_params.get("last")
     if limit == 0:
         return _json({"repositories": []})
-    found = await ctx.repositories.catalog(last, limit + 1)
+    found = await ctx.repositories.catalog(last, limit + 1, request.state.caller.principal)
     headers = {}
     if len(found) > limit:
         found = found[:limit]

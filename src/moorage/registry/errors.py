@@ -38,7 +38,7 @@ _WIRE_CODE = {"RANGE_INVALID": "BLOB_UPLOAD_INVALID", "TAG_INVALID": "MANIFEST_I
 
 def status_for(exc: e.RegistryError) -> int:
     for cls in type(exc).__mro__:
-        status = _STATUS.get(cls)  # type: ignore[call-overload]
+        status = _STATUS.get(cls)
         if status is not None:
             return status
     return 500

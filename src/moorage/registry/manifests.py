@@ -41,7 +41,9 @@ async def manifest(ctx: RegistryContext, request: Request, m: Match) -> Response
     content = await _read_limited(request, ctx.manifests.max_manifest_size)
     if not content:
         raise ManifestInvalid("manifest invalid: the request body is empty")
-    pushed = await ctx.manifests.put(name, m.reference, content, request.headers.get("content-type"))
+    pushed = await ctx.manifests.put(
+        name, m.reference, content, request.headers.get("content-type"), pushed_by=request.state.caller.name
+    )
     headers = {
         "Location": f"/v2/{name}/manifests/{pushed.digest}",
         "Docker-Content-Digest": pushed.digest,
