@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from sqlalchemy import (
-    Boolean,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -110,11 +110,13 @@ tags = Table(
     Index(None, "manifest_id"),
 )
 
+# An upload names its repository rather than referencing it: the repository is created
+# only when content is committed, so a refused first push leaves no empty repository.
 uploads = Table(
     "uploads",
     metadata,
     Column("id", String(64), primary_key=True),
-    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
+    Column("repository", String(255), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
@@ -135,7 +137,9 @@ users = Table(
     "users",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"), nullable=False, unique=True),
+    Column(
+        "namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"), nullable=False, unique=True
+    ),
     Column("username", String(255), nullable=False, unique=True),
     Column("password_hash", String(255), nullable=False),
     Column("full_name", String(255), nullable=True),

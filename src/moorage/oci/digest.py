@@ -10,7 +10,7 @@ from typing import Protocol
 from moorage.oci.errors import DigestInvalid, Unsupported
 
 # image-spec descriptor.md: algorithm-component [ algorithm-separator algorithm-component ]* ":" encoded
-_DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
+_DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)\Z")
 
 #: Registered algorithms and the length of their lowercase hex encoding.
 ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}

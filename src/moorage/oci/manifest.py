@@ -92,7 +92,9 @@ def _fail(message: str) -> ManifestInvalid:
 def _str_map(value: Any, where: str) -> dict[str, str]:
     if value is None:
         return {}
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
         raise _fail(f"{where} must be an object of strings")
     return dict(value)
 
@@ -173,6 +175,8 @@ def _decide_media_type(content_type: str | None, document: dict[str, Any]) -> st
         return header
     if declared in mt.MANIFEST_TYPES:
         return declared
+    if declared:
+        raise _fail(f"unsupported manifest media type {declared!r}")
     if header and header not in ("application/json", "application/octet-stream"):
         raise _fail(f"unsupported manifest media type {header!r}")
     # No usable type: infer from the shape (OCI allows mediaType to be absent).

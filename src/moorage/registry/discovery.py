@@ -28,7 +28,16 @@ def _page_size(request: Request, default: int | None) -> int | None:
     return min(int(raw), MAX_PAGE)
 
 
-def _json(document: object, headers: dict[str, str] | None = None, media_type: str = "application/json") -> Response:
+def _last(request: Request) -> str | None:
+    last = request.query_params.get("last")
+    if last is not None and "\x00" in last:  # nothing is named so, and PostgreSQL refuses it in a query
+        raise PaginationInvalid("last must not contain a NUL character")
+    return last
+
+
+def _json(
+    document: object, headers: dict[str, str] | None = None, media_type: str = "application/json"
+) -> Response:
     return Response(json.dumps(document).encode(), media_type=media_type, headers=headers)
 
 
@@ -39,7 +48,7 @@ def _next_link(path: str, n: int, last: str) -> str:
 async def tags(ctx: RegistryContext, request: Request, m: Match) -> Response:
     name = validate_name(m.name)
     limit = _page_size(request, None)
-    last = request.query_params.get("last")
+    last = _last(request)
     if limit == 0:
         return _json({"name": name, "tags": []})
     found = await ctx.manifests.tags(name, last, limit + 1 if limit is not None else None)
@@ -52,7 +61,7 @@ async def tags(ctx: RegistryContext, request: Request, m: Match) -> Response:
 
 async def catalog(ctx: RegistryContext, request: Request, m: Match) -> Response:
     limit = _page_size(request, DEFAULT_PAGE) or 0
-    last = request.query_params.get("last")
+    last = _last(request)
     if limit == 0:
         return _json({"repositories": []})
     found = await ctx.repositories.catalog(last, limit + 1, request.state.caller.principal)

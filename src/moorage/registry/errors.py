@@ -33,7 +33,11 @@ _STATUS: dict[type[e.RegistryError], int] = {
 }
 
 # Codes outside the spec's list are reported with the nearest spec code.
-_WIRE_CODE = {"RANGE_INVALID": "BLOB_UPLOAD_INVALID", "TAG_INVALID": "MANIFEST_INVALID"}
+_WIRE_CODE = {
+    "RANGE_INVALID": "BLOB_UPLOAD_INVALID",
+    "TAG_INVALID": "MANIFEST_INVALID",
+    "PAGINATION_NUMBER_INVALID": "UNSUPPORTED",
+}
 
 
 def status_for(exc: e.RegistryError) -> int:

@@ -8,6 +8,7 @@ spread over several processes.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
@@ -53,7 +54,9 @@ class BlobService:
             size = await q.linked_blob_size(conn, repository, digest)
         if size is None:
             raise BlobUnknown(f"blob {digest} is not in repository {repository!r}", {"digest": digest})
-        return BlobLocation(digest, size, self.store.local_path(digest), await self.store.redirect_url(digest))
+        return BlobLocation(
+            digest, size, self.store.local_path(digest), await self.store.redirect_url(digest)
+        )
 
     def read(self, digest: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         return self.store.read(digest, offset, length)
@@ -82,10 +85,8 @@ class BlobService:
     async def start_upload(self, repository: str) -> str:
         upload_id = str(uuid.uuid4())
         await self.store.upload_create(upload_id)
-        now = self.clock()
         async with self.db.write() as conn:
-            rid = await q.ensure_repository(conn, validate_name(repository), now)
-            await q.create_upload(conn, upload_id, rid, now)
+            await q.create_upload(conn, upload_id, validate_name(repository), self.clock())
         self._hash_states[upload_id] = (0, new_hasher(_HASH_ALGORITHM))
         return upload_id
 
@@ -130,7 +131,11 @@ class BlobService:
         return new_size
 
     async def append(
-        self, repository: str, upload_id: str, chunks: AsyncIterable[bytes], content_range: tuple[int, int] | None
+        self,
+        repository: str,
+        upload_id: str,
+        chunks: AsyncIterable[bytes],
+        content_range: tuple[int, int] | None,
     ) -> int:
         """Append a chunk; ``content_range`` (inclusive) must start where the upload ends."""
         size = await self._check_upload(repository, upload_id)
@@ -191,11 +196,21 @@ class BlobService:
         async with self.db.write() as conn:
             await q.delete_upload(conn, upload_id)
 
+    async def expire_uploads(self, max_age: dt.timedelta) -> int:
+        """Discard uploads idle for longer than ``max_age``; returns how many."""
+        async with self.db.read() as conn:
+            stale = await q.stale_uploads(conn, self.clock() - max_age)
+        for upload_id in stale:
+            await self._discard(upload_id)
+        return len(stale)
+
     async def cancel(self, repository: str, upload_id: str) -> None:
         await self._check_upload(repository, upload_id)
         await self._discard(upload_id)
 
-    async def put_monolithic(self, repository: str, digest: str, chunks: AsyncIterable[bytes]) -> BlobLocation:
+    async def put_monolithic(
+        self, repository: str, digest: str, chunks: AsyncIterable[bytes]
+    ) -> BlobLocation:
         """POST with ``?digest=``: the whole blob in one request."""
         parse_digest(digest)
         validate_name(repository)
@@ -225,4 +240,3 @@ class BlobService:
         if size is None or size > limit:
             return None
         return b"".join([chunk async for chunk in self.store.read(digest)])
-

@@ -1,0 +1,135 @@
+"""The Alembic migrations build exactly the schema of ``moorage.db.tables``, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, select, text
+from tests.conftest import Backend, make_settings
+
+from moorage.db.engine import Database, alembic_config
+from moorage.db.tables import metadata, repositories
+
+
+@pytest.fixture
+async def db(tmp_path: Path, backend: Backend) -> AsyncIterator[Database]:
+    settings = make_settings(tmp_path / "data", backend)
+    database = Database(settings.resolved_database_url, schema=settings.database_schema)
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+def _diffs(sync_conn: Any) -> list[Any]:
+    context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+    return list(compare_metadata(context, metadata))
+
+
+def _snapshot(sync_conn: Any) -> dict[str, Any]:
+    """Everything about the schema that a migration could change."""
+    insp = inspect(sync_conn)
+    out: dict[str, Any] = {}
+    for table in sorted(insp.get_table_names()):
+        out[table] = {
+            "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(table)],
+            "pk": insp.get_pk_constraint(table)["constrained_columns"],
+            "fks": sorted(
+                (tuple(fk["constrained_columns"]), fk["referred_table"], tuple(fk["referred_columns"]))
+                for fk in insp.get_foreign_keys(table)
+            ),
+            "indexes": sorted(
+                (i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in insp.get_indexes(table)
+            ),
+            "uniques": sorted(
+                (u["name"], tuple(u["column_names"])) for u in insp.get_unique_constraints(table)
+            ),
+        }
+    return out
+
+
+def _current_revision(sync_conn: Any) -> str | None:
+    return MigrationContext.configure(sync_conn).get_current_revision()
+
+
+def _head() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def test_migrations_produce_exactly_the_tables(db: Database) -> None:
+    await db.migrate()
+    async with db.read() as conn:
+        diffs = await conn.run_sync(_diffs)
+        snapshot = await conn.run_sync(_snapshot)
+        revision = await conn.run_sync(_current_revision)
+    assert diffs == [], f"migrations and db/tables.py differ: {diffs}"
+    assert set(snapshot) == {*metadata.tables, "alembic_version"}
+    for name, table in metadata.tables.items():
+        assert [c[0] for c in snapshot[name]["columns"]] == [c.name for c in table.columns], name
+        assert [c[2] for c in snapshot[name]["columns"]] == [c.nullable for c in table.columns], name
+    assert revision == _head()
+
+
+async def test_the_comparison_notices_a_drift(db: Database) -> None:
+    """The check above can fail: an index dropped behind Alembic's back is reported."""
+    await db.migrate()
+    async with db.write() as conn:
+        await conn.execute(text("DROP INDEX ix_tags_manifest_id"))
+    async with db.read() as conn:
+        diffs = await conn.run_sync(_diffs)
+    assert any(d[0] == "add_index" and d[1].name == "ix_tags_manifest_id" for d in diffs), diffs
+
+
+async def test_migrating_twice_is_a_no_op(db: Database) -> None:
+    await db.migrate()
+    now = dt.datetime.now(dt.UTC)
+    async with db.write() as conn:
+        await conn.execute(repositories.insert().values(name="lab/kept", created_at=now))
+        before = await conn.run_sync(_snapshot)
+    await db.migrate()
+    await db.migrate()
+    async with db.read() as conn:
+        after = await conn.run_sync(_snapshot)
+        diffs = await conn.run_sync(_diffs)
+        names = list((await conn.execute(select(repositories.c.name))).scalars())
+        versions = list((await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars())
+    assert after == before
+    assert diffs == []
+    assert names == ["lab/kept"]
+    assert versions == [_head()]
+
+
+async def test_a_second_database_object_sees_the_migrated_schema(
+    db: Database, tmp_path: Path, backend: Backend
+) -> None:
+    """Migrating from another process (a second ``Database``) finds nothing to do."""
+    await db.migrate()
+    settings = make_settings(tmp_path / "data", backend)
+    other = Database(settings.resolved_database_url, schema=settings.database_schema)
+    try:
+        await other.migrate()
+        async with other.read() as conn:
+            assert await conn.run_sync(_diffs) == []
+            assert await conn.run_sync(_current_revision) == _head()
+    finally:
+        await other.close()
+
+
+async def test_postgres_schema_is_isolated(db: Database, backend: Backend) -> None:
+    if backend.schema is None:
+        pytest.skip("PostgreSQL only: tables go into the configured schema")
+    await db.migrate()
+    async with db.read() as conn:
+        rows = await conn.execute(
+            text("SELECT table_name FROM information_schema.tables WHERE table_schema = :s"),
+            {"s": backend.schema},
+        )
+        tables = set(rows.scalars())
+    assert tables == {*metadata.tables, "alembic_version"}

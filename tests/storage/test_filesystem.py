@@ -1,0 +1,199 @@
+"""The filesystem blob store: the conformance suite (durable and not) plus on-disk checks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from tests.storage.conformance import (
+    BLOB,
+    BlobStoreConformance,
+    chunks_of,
+    failing_after,
+    new_upload_id,
+    read_all,
+    sha256,
+    sha512,
+)
+
+from moorage.storage.base import UploadTooLarge
+from moorage.storage.filesystem import FilesystemBlobStore
+
+
+class TestFilesystemConformance(BlobStoreConformance):
+    @pytest.fixture(params=[True, False], ids=["durable", "not-durable"])
+    def store(self, request: pytest.FixtureRequest, tmp_path: Path) -> FilesystemBlobStore:
+        return FilesystemBlobStore(tmp_path / "store", durable=request.param)
+
+
+@pytest.fixture(params=[True, False], ids=["durable", "not-durable"])
+def fs(request: pytest.FixtureRequest, tmp_path: Path) -> FilesystemBlobStore:
+    return FilesystemBlobStore(tmp_path / "store", durable=request.param)
+
+
+def files_under(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+# -- layout, as documented in moorage.storage.filesystem --------------------------------
+def test_new_store_creates_its_directories(tmp_path: Path) -> None:
+    root = tmp_path / "a" / "b"
+    FilesystemBlobStore(root)
+    assert sorted(p.name for p in root.iterdir()) == ["blobs", "tmp", "uploads"]
+    FilesystemBlobStore(root)  # reopening an existing store is fine
+
+
+async def test_blob_layout(fs: FilesystemBlobStore) -> None:
+    d256, d512 = sha256(BLOB), sha512(BLOB)
+    await fs.put(d256, BLOB)
+    await fs.put(d512, BLOB)
+    e256, e512 = d256.split(":")[1], d512.split(":")[1]
+    assert files_under(fs.root) == sorted(
+        [f"blobs/sha256/{e256[:2]}/{e256}", f"blobs/sha512/{e512[:2]}/{e512}"]
+    )
+    assert fs.local_path(d256) == fs.root / "blobs" / "sha256" / e256[:2] / e256
+    assert (fs.root / "blobs" / "sha256" / e256[:2] / e256).read_bytes() == BLOB
+
+
+async def test_upload_layout(fs: FilesystemBlobStore) -> None:
+    upload = new_upload_id()
+    await fs.upload_create(upload)
+    await fs.upload_append(upload, chunks_of([b"abc"]))
+    assert files_under(fs.root) == [f"uploads/{upload}"]
+    assert [name for name, _ in fs.upload_ids()] == [upload]
+    await fs.upload_commit(upload, sha256(b"abc"))
+    e = sha256(b"abc").split(":")[1]
+    assert files_under(fs.root) == [f"blobs/sha256/{e[:2]}/{e}"]
+    assert fs.upload_ids() == []
+
+
+async def test_tmp_is_empty_after_put(fs: FilesystemBlobStore) -> None:
+    await fs.put(sha256(b"x"), b"x")
+    assert list((fs.root / "tmp").iterdir()) == []
+
+
+async def test_reopened_store_sees_blobs_and_uploads(tmp_path: Path) -> None:
+    first = FilesystemBlobStore(tmp_path / "s", durable=False)
+    await first.put(sha256(b"kept"), b"kept")
+    upload = new_upload_id()
+    await first.upload_create(upload)
+    await first.upload_append(upload, chunks_of([b"partial"]))
+    second = FilesystemBlobStore(tmp_path / "s", durable=False)
+    assert await second.stat(sha256(b"kept")) == 4
+    assert await read_all(second.upload_read(upload)) == b"partial"
+
+
+async def test_upload_create_twice_is_refused(fs: FilesystemBlobStore) -> None:
+    upload = new_upload_id()
+    await fs.upload_create(upload)
+    await fs.upload_append(upload, chunks_of([b"abc"]))
+    with pytest.raises(FileExistsError):
+        await fs.upload_create(upload)
+    assert await fs.upload_size(upload) == 3
+
+
+# -- failures never leave partial blobs --------------------------------------------------
+async def test_failed_put_leaves_nothing(fs: FilesystemBlobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken_replace(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    digest = sha256(BLOB)
+    with pytest.raises(OSError, match="No space"):
+        await fs.put(digest, BLOB)
+    monkeypatch.undo()
+    assert await fs.stat(digest) is None
+    assert files_under(fs.root) == []  # no blob, no leftover temporary file
+    await fs.put(digest, BLOB)  # and the store still works
+    assert await read_all(fs.read(digest)) == BLOB
+
+
+async def test_failed_write_midway_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = FilesystemBlobStore(tmp_path / "store", durable=True)
+
+    def broken_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    digest = sha256(BLOB)
+    with pytest.raises(OSError, match="Input/output"):
+        await store.put(digest, BLOB)
+    monkeypatch.undo()
+    assert files_under(store.root) == []
+
+
+async def test_failed_commit_keeps_the_upload_and_publishes_nothing(
+    fs: FilesystemBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload = new_upload_id()
+    await fs.upload_create(upload)
+    await fs.upload_append(upload, chunks_of([b"payload"]))
+
+    def broken_replace(src: object, dst: object) -> None:
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="cross-device"):
+        await fs.upload_commit(upload, sha256(b"payload"))
+    monkeypatch.undo()
+    assert await fs.stat(sha256(b"payload")) is None
+    assert files_under(fs.root / "blobs") == []
+    assert await read_all(fs.upload_read(upload)) == b"payload"
+    await fs.upload_commit(upload, sha256(b"payload"))  # retrying works
+    assert await read_all(fs.read(sha256(b"payload"))) == b"payload"
+
+
+async def test_failed_append_is_truncated_on_disk(fs: FilesystemBlobStore) -> None:
+    upload = new_upload_id()
+    await fs.upload_create(upload)
+    await fs.upload_append(upload, chunks_of([b"ok"]))
+    with pytest.raises(RuntimeError):
+        await fs.upload_append(upload, failing_after([b"x" * (3 << 20)], RuntimeError("boom")))
+    assert (fs.root / "uploads" / upload).stat().st_size == 2
+    with pytest.raises(UploadTooLarge):
+        await fs.upload_append(upload, chunks_of([b"y" * (2 << 20)] * 3), limit=5 << 20)
+    assert (fs.root / "uploads" / upload).read_bytes() == b"ok"
+    assert files_under(fs.root / "blobs") == []
+
+
+# -- durability ------------------------------------------------------------------------
+@pytest.mark.parametrize("durable", [True, False])
+async def test_fsync_only_when_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durable: bool
+) -> None:
+    store = FilesystemBlobStore(tmp_path / "store", durable=durable)
+    calls: list[int] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        calls.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    await store.put(sha256(b"a"), b"a")
+    upload = new_upload_id()
+    await store.upload_create(upload)
+    await store.upload_append(upload, chunks_of([b"b"]))
+    await store.upload_commit(upload, sha256(b"b"))
+    # Durable: the file and its directory, for the put and for the commit.
+    assert len(calls) == (4 if durable else 0)
+
+
+# -- nothing escapes the root ----------------------------------------------------------
+@pytest.mark.parametrize(
+    "digest", ["sha256:../../../../outside", "sha256:" + "a" * 62 + "/..", "../../outside:" + "a" * 64]
+)
+async def test_traversal_digests_touch_nothing_outside(tmp_path: Path, digest: str) -> None:
+    store = FilesystemBlobStore(tmp_path / "deep" / "store", durable=False)
+    with pytest.raises(Exception, match="digest"):
+        await store.put(digest, b"evil")
+    assert files_under(tmp_path) == []
+
+
+@pytest.mark.parametrize("upload_id", ["../../outside", "..", "../blobs", "x/../../../y"])
+async def test_traversal_upload_ids_touch_nothing_outside(tmp_path: Path, upload_id: str) -> None:
+    store = FilesystemBlobStore(tmp_path / "deep" / "store", durable=False)
+    with pytest.raises(ValueError, match="invalid upload id"):
+        await store.upload_create(upload_id)
+    assert files_under(tmp_path) == []
