@@ -15,6 +15,9 @@ from typing import Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: How ``moorage serve`` hands its settings to server worker processes.
+SETTINGS_ENV = "MOORAGE_SETTINGS_JSON"
+
 MiB = 1 << 20
 GiB = 1 << 30
 
@@ -26,8 +29,9 @@ class Settings(BaseSettings):
     port: int = Field(5000, ge=0, le=65535, description="Port to listen on.")
     data_dir: Path = Field(Path("./moorage-data"), description="Directory for the database and blobs.")
     database_url: str | None = Field(
-        None, description="SQLAlchemy URL; default sqlite+aiosqlite:///<data_dir>/moorage.db. "
-        "PostgreSQL: postgresql+asyncpg://user@host:5432/db"
+        None,
+        description="SQLAlchemy URL; default sqlite+aiosqlite:///<data_dir>/moorage.db. "
+        "PostgreSQL: postgresql+asyncpg://user@host:5432/db",
     )
     database_schema: str | None = Field(None, description="PostgreSQL schema to use (search_path).")
     storage_dir: Path | None = Field(None, description="Blob directory; default <data_dir>/storage.")
@@ -35,31 +39,49 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=64, description="Server worker processes.")
     server: str = Field("uvicorn", pattern="^(uvicorn|granian)$", description="ASGI server.")
     fqdn: str | None = Field(None, description="Name clients reach the registry by.")
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
+    tls_cert: Path | None = Field(
+        None, description="Server certificate (PEM; may be followed by intermediates)."
+    )
+    tls_key: Path | None = Field(None, description="Private key of tls_cert (PEM, unencrypted).")
+    tls_ca: Path | None = Field(None, description="CA certificate that signed tls_cert, served at GET /ca.")
+    tls_allow_invalid: bool = Field(
+        False,
+        description="Start even when the certificate is expired, not yet valid, or does not cover fqdn "
+        "(testing only; a missing file or a key that is not the certificate's always refuses to start).",
+    )
     max_manifest_size: int = Field(4 * MiB, ge=1024, description="Largest manifest accepted, bytes.")
     max_upload_size: int = Field(64 * GiB, ge=1, description="Largest blob accepted, bytes.")
     upload_expiry_hours: float = Field(24.0, gt=0, description="Idle uploads older than this are discarded.")
     log_level: str = Field("info", pattern="^(critical|error|warning|info|debug)$")
     admin_password: str | None = Field(
-        None, description="Password of the first administrator, 'admin', created on first start "
-        "(generated and printed once when unset)."
+        None,
+        description="Password of the first administrator, 'admin', created on first start "
+        "(generated and printed once when unset).",
     )
     create_repository_on_push: bool = Field(
         True, description="A push into a namespace the pusher administers may create the repository."
     )
-    token_service: str | None = Field(None, description="Service name (audience) of registry tokens; default fqdn.")
+    token_service: str | None = Field(
+        None, description="Service name (audience) of registry tokens; default fqdn."
+    )
     token_ttl_seconds: int = Field(300, ge=30, le=86400, description="Lifetime of registry bearer tokens.")
     login_max_failures: int = Field(5, ge=1, description="Failed sign-ins per user before a lockout.")
     login_window_seconds: int = Field(900, ge=1, description="Window in which failed sign-ins are counted.")
     login_lockout_seconds: int = Field(300, ge=1, description="How long a lockout lasts.")
-    auth_cache_seconds: float = Field(10.0, ge=0, le=300, description="How long a checked credential is trusted.")
+    password_hash_time_cost: int = Field(3, ge=1, le=20, description="Argon2id passes over memory.")
+    password_hash_memory_kib: int = Field(
+        65536, ge=1024, le=4 * 1024 * 1024, description="Argon2id memory, KiB."
+    )
+    password_hash_parallelism: int = Field(4, ge=1, le=64, description="Argon2id lanes.")
+    auth_cache_seconds: float = Field(
+        10.0, ge=0, le=300, description="How long a checked credential is trusted."
+    )
 
     @property
     def resolved_token_service(self) -> str:
         return self.token_service or self.fqdn or "moorage"
 
-    @field_validator("data_dir", "storage_dir", "tls_cert", "tls_key")
+    @field_validator("data_dir", "storage_dir", "tls_cert", "tls_key", "tls_ca")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None

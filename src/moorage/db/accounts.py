@@ -67,7 +67,9 @@ class RepositoryInfo:
 # -- namespaces ---------------------------------------------------------------------------
 async def namespace(conn: AsyncConnection, name: str) -> tuple[int, str] | None:
     """``(id, kind)`` of a namespace."""
-    row = (await conn.execute(select(namespaces.c.id, namespaces.c.kind).where(namespaces.c.name == name))).first()
+    row = (
+        await conn.execute(select(namespaces.c.id, namespaces.c.kind).where(namespaces.c.name == name))
+    ).first()
     return (row[0], row[1]) if row else None
 
 
@@ -81,7 +83,9 @@ async def delete_namespace(conn: AsyncConnection, namespace_id: int) -> None:
 
 
 async def list_namespaces(conn: AsyncConnection, kind: str, offset: int, limit: int) -> tuple[list[Any], int]:
-    base = select(namespaces.c.id, namespaces.c.name, namespaces.c.created_at).where(namespaces.c.kind == kind)
+    base = select(namespaces.c.id, namespaces.c.name, namespaces.c.created_at).where(
+        namespaces.c.kind == kind
+    )
     total = (await conn.execute(select(func.count()).select_from(base.subquery()))).scalar_one()
     rows = (await conn.execute(base.order_by(namespaces.c.name).offset(offset).limit(limit))).all()
     return list(rows), int(total)
@@ -91,9 +95,9 @@ async def namespace_repository_count(conn: AsyncConnection, namespace_id: int) -
     return int(
         (
             await conn.execute(
-                select(func.count()).select_from(repository_settings).where(
-                    repository_settings.c.namespace_id == namespace_id
-                )
+                select(func.count())
+                .select_from(repository_settings)
+                .where(repository_settings.c.namespace_id == namespace_id)
             )
         ).scalar_one()
     )
@@ -145,7 +149,9 @@ async def update_user(conn: AsyncConnection, user_id: int, **values: Any) -> Non
 
 async def list_users(conn: AsyncConnection, offset: int, limit: int) -> tuple[list[UserRow], int]:
     total = (await conn.execute(select(func.count()).select_from(users))).scalar_one()
-    rows = (await conn.execute(select(*_USER_COLUMNS).order_by(users.c.username).offset(offset).limit(limit))).all()
+    rows = (
+        await conn.execute(select(*_USER_COLUMNS).order_by(users.c.username).offset(offset).limit(limit))
+    ).all()
     return [UserRow(*r) for r in rows], int(total)
 
 
@@ -156,7 +162,9 @@ async def set_org_member(conn: AsyncConnection, namespace_id: int, user_id: int,
             organization_members.c.namespace_id == namespace_id, organization_members.c.user_id == user_id
         )
     )
-    await conn.execute(organization_members.insert().values(namespace_id=namespace_id, user_id=user_id, role=role))
+    await conn.execute(
+        organization_members.insert().values(namespace_id=namespace_id, user_id=user_id, role=role)
+    )
 
 
 async def remove_org_member(conn: AsyncConnection, namespace_id: int, user_id: int) -> bool:
@@ -196,7 +204,9 @@ async def org_role(conn: AsyncConnection, namespace_id: int, user_id: int) -> st
 async def team(conn: AsyncConnection, namespace_id: int, name: str) -> tuple[int, str | None] | None:
     row = (
         await conn.execute(
-            select(teams.c.id, teams.c.description).where(teams.c.namespace_id == namespace_id, teams.c.name == name)
+            select(teams.c.id, teams.c.description).where(
+                teams.c.namespace_id == namespace_id, teams.c.name == name
+            )
         )
     ).first()
     return (row[0], row[1]) if row else None
@@ -221,7 +231,9 @@ async def delete_team(conn: AsyncConnection, team_id: int) -> None:
 
 async def list_teams(conn: AsyncConnection, namespace_id: int) -> list[tuple[str, str | None]]:
     rows = await conn.execute(
-        select(teams.c.name, teams.c.description).where(teams.c.namespace_id == namespace_id).order_by(teams.c.name)
+        select(teams.c.name, teams.c.description)
+        .where(teams.c.namespace_id == namespace_id)
+        .order_by(teams.c.name)
     )
     return [(r[0], r[1]) for r in rows]
 
@@ -229,7 +241,9 @@ async def list_teams(conn: AsyncConnection, namespace_id: int) -> list[tuple[str
 async def add_team_member(conn: AsyncConnection, team_id: int, user_id: int) -> None:
     exists = (
         await conn.execute(
-            select(team_members.c.team_id).where(team_members.c.team_id == team_id, team_members.c.user_id == user_id)
+            select(team_members.c.team_id).where(
+                team_members.c.team_id == team_id, team_members.c.user_id == user_id
+            )
         )
     ).first()
     if not exists:
@@ -253,31 +267,41 @@ async def team_member_names(conn: AsyncConnection, team_id: int) -> list[str]:
     return list(rows.scalars())
 
 
-async def set_team_repository_access(conn: AsyncConnection, team_id: int, repository_id: int, level: str) -> None:
+async def set_team_repository_access(
+    conn: AsyncConnection, team_id: int, repository_id: int, level: str
+) -> None:
     await conn.execute(
         delete(team_repository_access).where(
-            team_repository_access.c.team_id == team_id, team_repository_access.c.repository_id == repository_id
+            team_repository_access.c.team_id == team_id,
+            team_repository_access.c.repository_id == repository_id,
         )
     )
-    await conn.execute(team_repository_access.insert().values(team_id=team_id, repository_id=repository_id, level=level))
+    await conn.execute(
+        team_repository_access.insert().values(team_id=team_id, repository_id=repository_id, level=level)
+    )
 
 
 async def remove_team_repository_access(conn: AsyncConnection, team_id: int, repository_id: int) -> bool:
     result = await conn.execute(
         delete(team_repository_access).where(
-            team_repository_access.c.team_id == team_id, team_repository_access.c.repository_id == repository_id
+            team_repository_access.c.team_id == team_id,
+            team_repository_access.c.repository_id == repository_id,
         )
     )
     return bool(result.rowcount)
 
 
-async def set_team_namespace_access(conn: AsyncConnection, team_id: int, namespace_id: int, level: str) -> None:
+async def set_team_namespace_access(
+    conn: AsyncConnection, team_id: int, namespace_id: int, level: str
+) -> None:
     await conn.execute(
         delete(team_namespace_access).where(
             team_namespace_access.c.team_id == team_id, team_namespace_access.c.namespace_id == namespace_id
         )
     )
-    await conn.execute(team_namespace_access.insert().values(team_id=team_id, namespace_id=namespace_id, level=level))
+    await conn.execute(
+        team_namespace_access.insert().values(team_id=team_id, namespace_id=namespace_id, level=level)
+    )
 
 
 async def remove_team_namespace_access(conn: AsyncConnection, team_id: int, namespace_id: int) -> bool:
@@ -293,12 +317,18 @@ async def team_access(conn: AsyncConnection, team_id: int) -> list[tuple[str, st
     """``(kind, name, level)`` for every grant of a team: kind is ``repository`` or ``namespace``."""
     repo_rows = await conn.execute(
         select(repositories.c.name, team_repository_access.c.level)
-        .select_from(team_repository_access.join(repositories, repositories.c.id == team_repository_access.c.repository_id))
+        .select_from(
+            team_repository_access.join(
+                repositories, repositories.c.id == team_repository_access.c.repository_id
+            )
+        )
         .where(team_repository_access.c.team_id == team_id)
     )
     ns_rows = await conn.execute(
         select(namespaces.c.name, team_namespace_access.c.level)
-        .select_from(team_namespace_access.join(namespaces, namespaces.c.id == team_namespace_access.c.namespace_id))
+        .select_from(
+            team_namespace_access.join(namespaces, namespaces.c.id == team_namespace_access.c.namespace_id)
+        )
         .where(team_namespace_access.c.team_id == team_id)
     )
     out = [("repository", r[0], r[1]) for r in repo_rows] + [("namespace", r[0], r[1]) for r in ns_rows]
@@ -316,7 +346,8 @@ async def granted_levels(
     levels = list((await conn.execute(ns_levels)).scalars())
     if repository_id is not None:
         repo_levels = select(team_repository_access.c.level).where(
-            team_repository_access.c.team_id.in_(my_teams), team_repository_access.c.repository_id == repository_id
+            team_repository_access.c.team_id.in_(my_teams),
+            team_repository_access.c.repository_id == repository_id,
         )
         levels += list((await conn.execute(repo_levels)).scalars())
     return levels
@@ -333,13 +364,15 @@ _REPO_COLUMNS = (
     repository_settings.c.immutable_tags,
     repositories.c.created_at,
 )
-_REPO_FROM = repositories.join(repository_settings, repository_settings.c.repository_id == repositories.c.id).join(
-    namespaces, namespaces.c.id == repository_settings.c.namespace_id
-)
+_REPO_FROM = repositories.join(
+    repository_settings, repository_settings.c.repository_id == repositories.c.id
+).join(namespaces, namespaces.c.id == repository_settings.c.namespace_id)
 
 
 async def repository_info(conn: AsyncConnection, name: str) -> RepositoryInfo | None:
-    row = (await conn.execute(select(*_REPO_COLUMNS).select_from(_REPO_FROM).where(repositories.c.name == name))).first()
+    row = (
+        await conn.execute(select(*_REPO_COLUMNS).select_from(_REPO_FROM).where(repositories.c.name == name))
+    ).first()
     return RepositoryInfo(*row) if row else None
 
 
@@ -368,12 +401,18 @@ async def list_repositories(
     if not everything:
         conditions = [repository_settings.c.visibility == "public"]
         if visible_to_user is not None:
-            my_teams = select(team_members.c.team_id).where(team_members.c.user_id == visible_to_user).scalar_subquery()
+            my_teams = (
+                select(team_members.c.team_id)
+                .where(team_members.c.user_id == visible_to_user)
+                .scalar_subquery()
+            )
             own_ns = select(users.c.namespace_id).where(users.c.id == visible_to_user).scalar_subquery()
             member_ns = select(organization_members.c.namespace_id).where(
                 organization_members.c.user_id == visible_to_user, organization_members.c.role == "owner"
             )
-            team_ns = select(team_namespace_access.c.namespace_id).where(team_namespace_access.c.team_id.in_(my_teams))
+            team_ns = select(team_namespace_access.c.namespace_id).where(
+                team_namespace_access.c.team_id.in_(my_teams)
+            )
             team_repos = select(team_repository_access.c.repository_id).where(
                 team_repository_access.c.team_id.in_(my_teams)
             )
@@ -412,7 +451,9 @@ async def insert_repository_settings(
 
 async def update_repository_settings(conn: AsyncConnection, repository_id: int, **values: Any) -> None:
     await conn.execute(
-        update(repository_settings).where(repository_settings.c.repository_id == repository_id).values(**values)
+        update(repository_settings)
+        .where(repository_settings.c.repository_id == repository_id)
+        .values(**values)
     )
 
 
@@ -426,7 +467,12 @@ async def insert_token(
 ) -> int:
     result = await conn.execute(
         access_tokens.insert().values(
-            user_id=user_id, label=label, token_hash=token_hash, token_prefix=prefix, is_active=True, kind=kind,
+            user_id=user_id,
+            label=label,
+            token_hash=token_hash,
+            token_prefix=prefix,
+            is_active=True,
+            kind=kind,
             created_at=now,
         )
     )
@@ -437,7 +483,10 @@ async def token_by_hash(conn: AsyncConnection, token_hash: str) -> Any:
     return (
         await conn.execute(
             select(
-                access_tokens.c.id, access_tokens.c.user_id, access_tokens.c.is_active, access_tokens.c.kind,
+                access_tokens.c.id,
+                access_tokens.c.user_id,
+                access_tokens.c.is_active,
+                access_tokens.c.kind,
             ).where(access_tokens.c.token_hash == token_hash)
         )
     ).first()
@@ -469,7 +518,11 @@ async def list_tokens(conn: AsyncConnection, user_id: int) -> list[Any]:
 async def update_token(conn: AsyncConnection, user_id: int, token_id: int, **values: Any) -> bool:
     result = await conn.execute(
         update(access_tokens)
-        .where(access_tokens.c.id == token_id, access_tokens.c.user_id == user_id, access_tokens.c.kind == "personal")
+        .where(
+            access_tokens.c.id == token_id,
+            access_tokens.c.user_id == user_id,
+            access_tokens.c.kind == "personal",
+        )
         .values(**values)
     )
     return bool(result.rowcount)
@@ -478,7 +531,9 @@ async def update_token(conn: AsyncConnection, user_id: int, token_id: int, **val
 async def delete_token(conn: AsyncConnection, user_id: int, token_id: int) -> bool:
     result = await conn.execute(
         delete(access_tokens).where(
-            access_tokens.c.id == token_id, access_tokens.c.user_id == user_id, access_tokens.c.kind == "personal"
+            access_tokens.c.id == token_id,
+            access_tokens.c.user_id == user_id,
+            access_tokens.c.kind == "personal",
         )
     )
     return bool(result.rowcount)
@@ -486,8 +541,12 @@ async def delete_token(conn: AsyncConnection, user_id: int, token_id: int) -> bo
 
 async def signing_keys_all(conn: AsyncConnection) -> list[tuple[str, str, dt.datetime, dt.datetime | None]]:
     rows = await conn.execute(
-        select(signing_keys.c.kid, signing_keys.c.private_pem, signing_keys.c.created_at, signing_keys.c.retired_at)
-        .order_by(signing_keys.c.created_at)
+        select(
+            signing_keys.c.kid,
+            signing_keys.c.private_pem,
+            signing_keys.c.created_at,
+            signing_keys.c.retired_at,
+        ).order_by(signing_keys.c.created_at)
     )
     return [(r[0], r[1], r[2], r[3]) for r in rows]
 
@@ -508,19 +567,25 @@ async def retire_signing_keys(conn: AsyncConnection, except_kid: str, now: dt.da
 async def login_failure(conn: AsyncConnection, key: str) -> Any:
     return (
         await conn.execute(
-            select(login_failures.c.failures, login_failures.c.window_start, login_failures.c.locked_until).where(
-                login_failures.c.key == key
-            )
+            select(
+                login_failures.c.failures, login_failures.c.window_start, login_failures.c.locked_until
+            ).where(login_failures.c.key == key)
         )
     ).first()
 
 
 async def set_login_failure(
-    conn: AsyncConnection, key: str, failures: int, window_start: dt.datetime, locked_until: dt.datetime | None
+    conn: AsyncConnection,
+    key: str,
+    failures: int,
+    window_start: dt.datetime,
+    locked_until: dt.datetime | None,
 ) -> None:
     await conn.execute(delete(login_failures).where(login_failures.c.key == key))
     await conn.execute(
-        login_failures.insert().values(key=key, failures=failures, window_start=window_start, locked_until=locked_until)
+        login_failures.insert().values(
+            key=key, failures=failures, window_start=window_start, locked_until=locked_until
+        )
     )
 
 
@@ -538,7 +603,9 @@ async def insert_audit(
     remote_addr: str | None,
 ) -> None:
     await conn.execute(
-        audit_log.insert().values(at=at, actor=actor, action=action, target=target, detail=detail, remote_addr=remote_addr)
+        audit_log.insert().values(
+            at=at, actor=actor, action=action, target=target, detail=detail, remote_addr=remote_addr
+        )
     )
 
 
@@ -547,9 +614,17 @@ async def list_audit(conn: AsyncConnection, offset: int, limit: int) -> tuple[li
     rows = (
         await conn.execute(
             select(
-                audit_log.c.id, audit_log.c.at, audit_log.c.actor, audit_log.c.action, audit_log.c.target,
-                audit_log.c.detail, audit_log.c.remote_addr,
-            ).order_by(audit_log.c.id.desc()).offset(offset).limit(limit)
+                audit_log.c.id,
+                audit_log.c.at,
+                audit_log.c.actor,
+                audit_log.c.action,
+                audit_log.c.target,
+                audit_log.c.detail,
+                audit_log.c.remote_addr,
+            )
+            .order_by(audit_log.c.id.desc())
+            .offset(offset)
+            .limit(limit)
         )
     ).all()
     return list(rows), int(total)

@@ -9,7 +9,7 @@ from moorage.oci.reference import validate_name
 
 # type is "repository" or "repository(plugin)" (docker plugin push); NAME may contain ':' only via a port-less host,
 # which registry names never have, so the last ':' separates the actions.
-_SCOPE_RE = re.compile(r"^(?P<type>[a-z]+(?:\([a-z0-9]+\))?):(?P<name>[^:]+):(?P<actions>[a-z*,]*)$")
+_SCOPE_RE = re.compile(r"^(?P<type>[a-z]+(?:\([a-z0-9]+\))?):(?P<name>[^:]+):(?P<actions>[a-z*,]*)\Z")
 KNOWN_ACTIONS = frozenset({"pull", "push", "delete", "*"})
 MAX_SCOPE_LENGTH = 512
 

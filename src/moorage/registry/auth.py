@@ -20,6 +20,7 @@ from typing import Any
 from starlette.requests import Request
 
 from moorage.oci.errors import Denied, RegistryError, Unauthorized
+from moorage.oci.reference import validate_name
 from moorage.registry.routing import Match
 from moorage.services.access import AccessService, Principal
 from moorage.services.authn import Authenticator
@@ -91,7 +92,7 @@ class RegistryAuth:
             claims = await self.tokens.verify(value.strip())
             subject = claims.get("sub") or ""
             principal = await self.authn.principal(subject) if subject else None
-            if subject and principal is None:
+            if subject and (principal is None or claims.get("uid") != principal.user_id):
                 raise Unauthorized("the token's user no longer exists or is deactivated")
             return Caller(principal, claims)
         if scheme == "basic":
@@ -122,6 +123,7 @@ class RegistryAuth:
         needed = _NEEDS[m.route].get(request.method)
         if needed is None:
             return caller  # the method is refused later as unsupported
+        validate_name(m.name)  # NAME_INVALID for every caller, before the name reaches a query
         if await self.holds(caller, m.name, needed):
             return caller
         scope = f"repository:{m.name}:{','.join(sorted(needed))}"
@@ -148,6 +150,7 @@ class RegistryAuth:
 
     async def may_pull(self, caller: Caller, repository: str) -> bool:
         try:
+            validate_name(repository)
             return await self.holds(caller, repository, frozenset({"pull"}))
         except RegistryError:
             return False

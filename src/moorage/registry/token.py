@@ -28,7 +28,11 @@ MAX_FORM_BYTES = 16384
 
 
 def _error(status: int, error: str, description: str, headers: dict[str, str] | None = None) -> Response:
-    body = {"error": error, "error_description": description, "errors": [{"code": error.upper(), "message": description}]}
+    body = {
+        "error": error,
+        "error_description": description,
+        "errors": [{"code": error.upper(), "message": description}],
+    }
     return Response(json.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
@@ -84,12 +88,16 @@ class TokenEndpoint:
                 username, secret = decode_basic(value)
                 principal = await self.authn.password(username, secret, client)
         if service and service != self.tokens.service:
-            return _error(400, "invalid_request", f"this registry's service is {self.tokens.service!r}, not {service!r}")
+            return _error(
+                400, "invalid_request", f"this registry's service is {self.tokens.service!r}, not {service!r}"
+            )
         scopes = parse_scopes(scope_values)
         if len(scopes) > MAX_SCOPES:
             raise ScopeInvalid(f"at most {MAX_SCOPES} scopes per token")
         access = [await self._grant(principal, scope) for scope in scopes]
-        token, expires_in, issued_at = await self.tokens.issue(principal.username if principal else None, access)
+        token, expires_in, issued_at = await self.tokens.issue(
+            principal.username if principal else None, access, principal.user_id if principal else None
+        )
         body: dict[str, object] = {
             "token": token,
             "access_token": token,
@@ -100,7 +108,9 @@ class TokenEndpoint:
             body["scope"] = " ".join(s.render() for s in scopes)
         if offline and principal is not None:
             body["refresh_token"] = await self.accounts.issue_refresh_token(principal)
-        return Response(json.dumps(body), media_type="application/json", headers={"Cache-Control": "no-store"})
+        return Response(
+            json.dumps(body), media_type="application/json", headers={"Cache-Control": "no-store"}
+        )
 
     async def _grant(self, principal: Principal | None, scope: Scope) -> dict[str, object]:
         if scope.type == "registry":

@@ -36,7 +36,12 @@ class Level(IntEnum):
         raise ValueError(f"unknown access level {text!r}: use read-only, read-write or admin")
 
 
-_LABELS = {Level.NONE: "none", Level.READ_ONLY: "read-only", Level.READ_WRITE: "read-write", Level.ADMIN: "admin"}
+_LABELS = {
+    Level.NONE: "none",
+    Level.READ_ONLY: "read-only",
+    Level.READ_WRITE: "read-write",
+    Level.ADMIN: "admin",
+}
 
 #: Registry token actions each level holds.
 ACTIONS: dict[Level, frozenset[str]] = {
@@ -73,10 +78,14 @@ class AccessService:
         async with self.db.read() as conn:
             return await self.repository_in(conn, principal, name)
 
-    async def repository_in(self, conn: AsyncConnection, principal: Principal | None, name: str) -> RepositoryAccess:
+    async def repository_in(
+        self, conn: AsyncConnection, principal: Principal | None, name: str
+    ) -> RepositoryAccess:
         info = await qa.repository_info(conn, name)
         if principal is not None and principal.is_admin:
-            return RepositoryAccess(Level.ADMIN, info is not None, info is None)
+            return RepositoryAccess(
+                Level.ADMIN, info is not None, info is None and self.create_repository_on_push
+            )
         level = Level.READ_ONLY if info is not None and info.visibility == "public" else Level.NONE
         ns_level = Level.NONE
         if principal is not None:
@@ -84,7 +93,9 @@ class AccessService:
             if ns is not None:
                 ns_level = await self._namespace_level(conn, principal, ns[0], ns[1])
                 repo_id = info.id if info is not None else None
-                team_levels = [Level.parse(t) for t in await qa.granted_levels(conn, principal.user_id, ns[0], repo_id)]
+                team_levels = [
+                    Level.parse(t) for t in await qa.granted_levels(conn, principal.user_id, ns[0], repo_id)
+                ]
                 level = max([level, ns_level, *team_levels])
         may_create = info is None and ns_level == Level.ADMIN and self.create_repository_on_push
         return RepositoryAccess(level, info is not None, may_create)
@@ -116,6 +127,9 @@ class AccessService:
         """
         access = await self.repository(principal, name)
         held = set(ACTIONS[access.level])
+        if not access.exists:
+            # Pushing into a repository that does not exist creates it: only for those who may.
+            held -= {"push", "*"}
         if access.may_create:
             held |= {"pull", "push"}
         if "*" in requested:

@@ -26,7 +26,8 @@ from moorage.services.passwords import (
     MIN_PASSWORD_LENGTH,
     PERSONAL_TOKEN_PREFIX,
     REFRESH_TOKEN_PREFIX,
-    hash_password,
+    PasswordHashing,
+    generate_password,
     new_secret,
     secret_digest,
 )
@@ -56,11 +57,11 @@ def _user(row: qa.UserRow) -> User:
     return User(row.username, row.full_name, row.email, row.is_admin, row.is_active, row.created_at)
 
 
-def _check_name(name: str, what: str) -> str:
+def _check_name(name: str, what: str, field: str = "name") -> str:
     if not is_valid_namespace(name):
         raise InvalidInput(
             f"invalid {what} name {name[:80]!r}: 1-64 lowercase letters and digits, separated by '.', '_' or '-'",
-            field="name",
+            field=field,
         )
     return name
 
@@ -82,6 +83,7 @@ class AccountService:
     audit: AuditLog
     authn: Authenticator
     clock: Clock
+    passwords: PasswordHashing
 
     # -- helpers ------------------------------------------------------------------------
     @staticmethod
@@ -120,42 +122,71 @@ class AccountService:
 
     # -- users --------------------------------------------------------------------------
     async def bootstrap_admin(self, password: str | None) -> str | None:
-        """Create ``admin`` when there are no users; returns the password when it was generated."""
-        from moorage.services.passwords import generate_password
+        """Create ``admin`` when there are no users; returns the password when it was generated.
 
-        async with self.db.write() as conn:
-            if await qa.count_users(conn) > 0:
-                return None
-            generated = password is None
-            secret = password or generate_password()
-            await self._insert_user(conn, "admin", secret, "Administrator", None, True)
-            await self.audit.record("user.create", actor=None, target="admin", detail={"bootstrap": True}, conn=conn)
+        Servers starting at once race here (PostgreSQL, READ COMMITTED): the loser finds the
+        administrator the winner just created and does nothing."""
+        generated = password is None
+        secret = password or generate_password()
+        try:
+            async with self.db.write() as conn:
+                if await qa.count_users(conn) > 0:
+                    return None
+                await self._insert_user(conn, "admin", secret, "Administrator", None, True)
+                await self.audit.record(
+                    "user.create", actor=None, target="admin", detail={"bootstrap": True}, conn=conn
+                )
+        except (IntegrityError, AlreadyExists):
+            async with self.db.read() as conn:
+                if await qa.count_users(conn) > 0:
+                    return None
+            raise
         return secret if generated else None
 
     async def _insert_user(
-        self, conn: AsyncConnection, username: str, password: str, full_name: str | None, email: str | None,
+        self,
+        conn: AsyncConnection,
+        username: str,
+        password: str,
+        full_name: str | None,
+        email: str | None,
         is_admin: bool,
     ) -> None:
-        _check_name(username, "user")
+        _check_name(username, "user", field="username")
         _check_password(password)
         if await qa.namespace(conn, username) is not None:
-            raise AlreadyExists(f"the name {username!r} is taken by a user or organization", field="name")
+            raise AlreadyExists(f"the name {username!r} is taken by a user or organization", field="username")
         now = self.clock()
         ns_id = await qa.create_namespace(conn, username, "user", now)
-        await qa.insert_user(conn, ns_id, username, hash_password(password), full_name, email, is_admin, now)
+        await qa.insert_user(
+            conn, ns_id, username, self.passwords.hash(password), full_name, email, is_admin, now
+        )
 
     async def create_user(
-        self, actor: Principal | None, username: str, password: str, *, full_name: str | None = None,
-        email: str | None = None, is_admin: bool = False,
+        self,
+        actor: Principal | None,
+        username: str,
+        password: str,
+        *,
+        full_name: str | None = None,
+        email: str | None = None,
+        is_admin: bool = False,
     ) -> User:
         self._require_admin(actor)
         try:
             async with self.db.write() as conn:
                 await self._insert_user(conn, username, password, full_name, email, is_admin)
-                await self.audit.record("user.create", actor=actor.username if actor else None, target=username,
-                                        detail={"admin": is_admin}, conn=conn)
+                await self.audit.record(
+                    "user.create",
+                    actor=actor.username if actor else None,
+                    target=username,
+                    detail={"admin": is_admin},
+                    conn=conn,
+                )
         except IntegrityError:
-            raise AlreadyExists(f"the name {username!r} is taken by a user or organization", field="name") from None
+            raise AlreadyExists(
+                f"the name {username!r} is taken by a user or organization", field="username"
+            ) from None
         return await self.get_user(username)
 
     async def get_user(self, username: str) -> User:
@@ -170,16 +201,28 @@ class AccountService:
         return [_user(r) for r in rows], total
 
     async def update_user(
-        self, actor: Principal | None, username: str, *, password: str | None = None, full_name: str | None = None,
-        email: str | None = None, is_admin: bool | None = None, is_active: bool | None = None,
+        self,
+        actor: Principal | None,
+        username: str,
+        *,
+        password: str | None = None,
+        full_name: str | None = None,
+        email: str | None = None,
+        is_admin: bool | None = None,
+        is_active: bool | None = None,
     ) -> User:
         if actor is None or (actor.username != username and not actor.is_admin):
             raise Forbidden("only the user itself or an administrator may change a user")
         if (is_admin is not None or is_active is not None) and not actor.is_admin:
             raise Forbidden("only administrators may change administrator or active status")
+        if actor.username == username and (is_admin is False or is_active is False):
+            raise InvalidInput(
+                "administrators cannot deactivate themselves or drop their own administrator rights",
+                field="is_active" if is_active is False else "is_admin",
+            )
         values: dict[str, Any] = {}
         if password is not None:
-            values["password_hash"] = hash_password(_check_password(password))
+            values["password_hash"] = self.passwords.hash(_check_password(password))
         if full_name is not None:
             values["full_name"] = full_name
         if email is not None:
@@ -193,8 +236,9 @@ class AccountService:
             if values:
                 await qa.update_user(conn, row.id, **values)
             changed = sorted(k for k in values if k != "password_hash") + (["password"] if password else [])
-            await self.audit.record("user.update", actor=actor.username, target=username,
-                                    detail={"changed": changed}, conn=conn)
+            await self.audit.record(
+                "user.update", actor=actor.username, target=username, detail={"changed": changed}, conn=conn
+            )
         self.authn.forget(username)
         return await self.get_user(username)
 
@@ -225,7 +269,9 @@ class AccountService:
                 await qa.set_org_member(conn, ns_id, actor.user_id, "owner")
                 await self.audit.record("organization.create", actor=actor.username, target=name, conn=conn)
         except IntegrityError:
-            raise AlreadyExists(f"the name {name!r} is taken by a user or organization", field="name") from None
+            raise AlreadyExists(
+                f"the name {name!r} is taken by a user or organization", field="name"
+            ) from None
         return await self.get_organization(actor, name)
 
     async def get_organization(self, actor: Principal | None, name: str) -> dict[str, Any]:
@@ -250,8 +296,9 @@ class AccountService:
             if await qa.namespace_repository_count(conn, ns_id):
                 raise InvalidInput(f"organization {name!r} still has repositories: delete them first")
             await qa.delete_namespace(conn, ns_id)
-            await self.audit.record("organization.delete", actor=actor.username if actor else None, target=name,
-                                    conn=conn)
+            await self.audit.record(
+                "organization.delete", actor=actor.username if actor else None, target=name, conn=conn
+            )
 
     async def set_member(self, actor: Principal | None, org: str, username: str, role: str) -> None:
         if role not in ("owner", "member"):
@@ -260,8 +307,13 @@ class AccountService:
             ns_id = await self._require_org_admin(conn, actor, org)
             user = await self._user_id(conn, username)
             await qa.set_org_member(conn, ns_id, user.id, role)
-            await self.audit.record("organization.member.set", actor=actor.username if actor else None,
-                                    target=f"{org}/{username}", detail={"role": role}, conn=conn)
+            await self.audit.record(
+                "organization.member.set",
+                actor=actor.username if actor else None,
+                target=f"{org}/{username}",
+                detail={"role": role},
+                conn=conn,
+            )
 
     async def remove_member(self, actor: Principal | None, org: str, username: str) -> None:
         async with self.db.write() as conn:
@@ -269,8 +321,12 @@ class AccountService:
             user = await self._user_id(conn, username)
             if not await qa.remove_org_member(conn, ns_id, user.id):
                 raise NotFound(f"{username!r} is not a member of {org!r}")
-            await self.audit.record("organization.member.remove", actor=actor.username if actor else None,
-                                    target=f"{org}/{username}", conn=conn)
+            await self.audit.record(
+                "organization.member.remove",
+                actor=actor.username if actor else None,
+                target=f"{org}/{username}",
+                conn=conn,
+            )
 
     # -- teams --------------------------------------------------------------------------
     async def _team(self, conn: AsyncConnection, ns_id: int, org: str, team: str) -> int:
@@ -279,7 +335,9 @@ class AccountService:
             raise NotFound(f"team {team!r} does not exist in {org!r}")
         return found[0]
 
-    async def create_team(self, actor: Principal | None, org: str, name: str, description: str | None) -> None:
+    async def create_team(
+        self, actor: Principal | None, org: str, name: str, description: str | None
+    ) -> None:
         _check_name(name, "team")
         try:
             async with self.db.write() as conn:
@@ -287,8 +345,9 @@ class AccountService:
                 if await qa.team(conn, ns_id, name) is not None:
                     raise AlreadyExists(f"team {name!r} already exists in {org!r}", field="name")
                 await qa.create_team(conn, ns_id, name, description, self.clock())
-                await self.audit.record("team.create", actor=actor.username if actor else None,
-                                        target=f"{org}/{name}", conn=conn)
+                await self.audit.record(
+                    "team.create", actor=actor.username if actor else None, target=f"{org}/{name}", conn=conn
+                )
         except IntegrityError:
             raise AlreadyExists(f"team {name!r} already exists in {org!r}", field="name") from None
 
@@ -308,7 +367,9 @@ class AccountService:
             "access": [{"kind": k, "name": n, "level": lv} for k, n, lv in grants],
         }
 
-    async def update_team(self, actor: Principal | None, org: str, name: str, description: str | None) -> None:
+    async def update_team(
+        self, actor: Principal | None, org: str, name: str, description: str | None
+    ) -> None:
         async with self.db.write() as conn:
             ns_id = await self._require_org_admin(conn, actor, org)
             await qa.update_team(conn, await self._team(conn, ns_id, org, name), description)
@@ -317,8 +378,9 @@ class AccountService:
         async with self.db.write() as conn:
             ns_id = await self._require_org_admin(conn, actor, org)
             await qa.delete_team(conn, await self._team(conn, ns_id, org, name))
-            await self.audit.record("team.delete", actor=actor.username if actor else None,
-                                    target=f"{org}/{name}", conn=conn)
+            await self.audit.record(
+                "team.delete", actor=actor.username if actor else None, target=f"{org}/{name}", conn=conn
+            )
 
     async def add_team_member(self, actor: Principal | None, org: str, team: str, username: str) -> None:
         async with self.db.write() as conn:
@@ -328,8 +390,13 @@ class AccountService:
             if await qa.org_role(conn, ns_id, user.id) is None:
                 await qa.set_org_member(conn, ns_id, user.id, "member")
             await qa.add_team_member(conn, team_id, user.id)
-            await self.audit.record("team.member.add", actor=actor.username if actor else None,
-                                    target=f"{org}/{team}", detail={"user": username}, conn=conn)
+            await self.audit.record(
+                "team.member.add",
+                actor=actor.username if actor else None,
+                target=f"{org}/{team}",
+                detail={"user": username},
+                conn=conn,
+            )
 
     async def remove_team_member(self, actor: Principal | None, org: str, team: str, username: str) -> None:
         async with self.db.write() as conn:
@@ -338,8 +405,13 @@ class AccountService:
             user = await self._user_id(conn, username)
             if not await qa.remove_team_member(conn, team_id, user.id):
                 raise NotFound(f"{username!r} is not in team {team!r}")
-            await self.audit.record("team.member.remove", actor=actor.username if actor else None,
-                                    target=f"{org}/{team}", detail={"user": username}, conn=conn)
+            await self.audit.record(
+                "team.member.remove",
+                actor=actor.username if actor else None,
+                target=f"{org}/{team}",
+                detail={"user": username},
+                conn=conn,
+            )
 
     async def grant_repository(
         self, actor: Principal | None, org: str, team: str, repository: str, level: str
@@ -353,12 +425,19 @@ class AccountService:
             if info is None:
                 raise NotFound(f"repository {repository!r} does not exist")
             if info.namespace_id != ns_id:
-                raise InvalidInput(f"teams of {org!r} can be granted repositories of {org!r} only", field="repository")
+                raise InvalidInput(
+                    f"teams of {org!r} can be granted repositories of {org!r} only", field="repository"
+                )
             if (await self.access.repository_in(conn, actor, repository)).level < Level.ADMIN:
                 raise Forbidden(f"only administrators of {repository!r} may manage its access")
             await qa.set_team_repository_access(conn, team_id, info.id, parsed.label)
-            await self.audit.record("access.grant", actor=actor.username if actor else None, target=repository,
-                                    detail={"team": f"{org}/{team}", "level": parsed.label}, conn=conn)
+            await self.audit.record(
+                "access.grant",
+                actor=actor.username if actor else None,
+                target=repository,
+                detail={"team": f"{org}/{team}", "level": parsed.label},
+                conn=conn,
+            )
 
     async def revoke_repository(self, actor: Principal | None, org: str, team: str, repository: str) -> None:
         async with self.db.write() as conn:
@@ -371,8 +450,13 @@ class AccountService:
                 raise Forbidden(f"only administrators of {repository!r} may manage its access")
             if not await qa.remove_team_repository_access(conn, team_id, info.id):
                 raise NotFound(f"team {team!r} has no grant on {repository!r}")
-            await self.audit.record("access.revoke", actor=actor.username if actor else None, target=repository,
-                                    detail={"team": f"{org}/{team}"}, conn=conn)
+            await self.audit.record(
+                "access.revoke",
+                actor=actor.username if actor else None,
+                target=repository,
+                detail={"team": f"{org}/{team}"},
+                conn=conn,
+            )
 
     async def grant_namespace(self, actor: Principal | None, org: str, team: str, level: str) -> None:
         """Give a team a level on every repository of its organization."""
@@ -381,8 +465,13 @@ class AccountService:
             ns_id = await self._require_org_admin(conn, actor, org)
             team_id = await self._team(conn, ns_id, org, team)
             await qa.set_team_namespace_access(conn, team_id, ns_id, parsed.label)
-            await self.audit.record("access.grant", actor=actor.username if actor else None, target=org,
-                                    detail={"team": f"{org}/{team}", "level": parsed.label}, conn=conn)
+            await self.audit.record(
+                "access.grant",
+                actor=actor.username if actor else None,
+                target=org,
+                detail={"team": f"{org}/{team}", "level": parsed.label},
+                conn=conn,
+            )
 
     async def revoke_namespace(self, actor: Principal | None, org: str, team: str) -> None:
         async with self.db.write() as conn:
@@ -390,8 +479,13 @@ class AccountService:
             team_id = await self._team(conn, ns_id, org, team)
             if not await qa.remove_team_namespace_access(conn, team_id, ns_id):
                 raise NotFound(f"team {team!r} has no grant on {org!r}")
-            await self.audit.record("access.revoke", actor=actor.username if actor else None, target=org,
-                                    detail={"team": f"{org}/{team}"}, conn=conn)
+            await self.audit.record(
+                "access.revoke",
+                actor=actor.username if actor else None,
+                target=org,
+                detail={"team": f"{org}/{team}"},
+                conn=conn,
+            )
 
     @staticmethod
     def _level(text: str) -> Level:
@@ -411,19 +505,26 @@ class AccountService:
         secret = new_secret(PERSONAL_TOKEN_PREFIX)
         async with self.db.write() as conn:
             token_id = await qa.insert_token(
-                conn, actor.user_id, label, secret_digest(secret), secret[len(PERSONAL_TOKEN_PREFIX):][:6],
-                "personal", self.clock(),
+                conn,
+                actor.user_id,
+                label,
+                secret_digest(secret),
+                secret[len(PERSONAL_TOKEN_PREFIX) :][:6],
+                "personal",
+                self.clock(),
             )
-            await self.audit.record("token.create", actor=actor.username, target=str(token_id),
-                                    detail={"label": label}, conn=conn)
+            await self.audit.record(
+                "token.create", actor=actor.username, target=str(token_id), detail={"label": label}, conn=conn
+            )
         tokens = await self.list_tokens(actor)
         return next(t for t in tokens if t.id == token_id), secret
 
     async def issue_refresh_token(self, actor: Principal) -> str:
         secret = new_secret(REFRESH_TOKEN_PREFIX)
         async with self.db.write() as conn:
-            await qa.insert_token(conn, actor.user_id, "refresh token", secret_digest(secret), "", "refresh",
-                                  self.clock())
+            await qa.insert_token(
+                conn, actor.user_id, "refresh token", secret_digest(secret), "", "refresh", self.clock()
+            )
         return secret
 
     async def list_tokens(self, actor: Principal | None) -> list[AccessToken]:
@@ -434,7 +535,12 @@ class AccountService:
         return [AccessToken(*r) for r in rows]
 
     async def update_token(
-        self, actor: Principal | None, token_id: int, *, label: str | None = None, is_active: bool | None = None
+        self,
+        actor: Principal | None,
+        token_id: int,
+        *,
+        label: str | None = None,
+        is_active: bool | None = None,
     ) -> AccessToken:
         if actor is None:
             raise Forbidden("sign in first")
@@ -448,8 +554,13 @@ class AccountService:
         async with self.db.write() as conn:
             if values and not await qa.update_token(conn, actor.user_id, token_id, **values):
                 raise NotFound(f"token {token_id} does not exist")
-            await self.audit.record("token.update", actor=actor.username, target=str(token_id),
-                                    detail={"active": is_active} if is_active is not None else None, conn=conn)
+            await self.audit.record(
+                "token.update",
+                actor=actor.username,
+                target=str(token_id),
+                detail={"active": is_active} if is_active is not None else None,
+                conn=conn,
+            )
         self.authn.forget(actor.username)
         for token in await self.list_tokens(actor):
             if token.id == token_id:

@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from moorage.db import accounts as qa
 from moorage.db.engine import Database
+from moorage.services.access import Principal
 from moorage.services.clock import Clock
+from moorage.services.errors import Forbidden
 
 
 @dataclass
@@ -35,6 +37,14 @@ class AuditLog:
             return
         async with self.db.write() as own:
             await qa.insert_audit(own, self.clock(), actor, action, target, text, remote_addr)
+
+    async def entries_for(
+        self, actor: Principal | None, offset: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """``entries`` for a caller: administrators only."""
+        if actor is None or not actor.is_admin:
+            raise Forbidden("only administrators may read the audit log")
+        return await self.entries(offset, limit)
 
     async def entries(self, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
         async with self.db.read() as conn:

@@ -22,8 +22,8 @@ from moorage.services.passwords import (
     MAX_SECRET_LENGTH,
     PERSONAL_TOKEN_PREFIX,
     REFRESH_TOKEN_PREFIX,
+    PasswordHashing,
     secret_digest,
-    verify_password,
 )
 
 
@@ -40,6 +40,7 @@ class Authenticator:
     audit: AuditLog
     clock: Clock
     throttle: Throttle
+    passwords: PasswordHashing
     cache_seconds: float = 10.0
     _cache: dict[str, tuple[float, Principal]] = field(default_factory=dict)
     _by_name: dict[str, tuple[float, Principal | None]] = field(default_factory=dict)
@@ -72,6 +73,8 @@ class Authenticator:
         """Check a username with a password or personal access token."""
         if not username or not secret or len(username) > 255 or len(secret) > MAX_SECRET_LENGTH:
             raise Unauthorized("invalid credentials")
+        if "\x00" in username:  # no user has one, and PostgreSQL refuses it in a query
+            raise Unauthorized("invalid credentials")
         key = hashlib.sha256(f"{username}\0{secret}".encode()).hexdigest()
         hit = self._cache.get(key)
         if hit is not None and hit[0] > time.monotonic():
@@ -83,15 +86,24 @@ class Authenticator:
             raise Unauthorized("invalid username or password")
         async with self.db.write() as conn:
             await qa.clear_login_failures(conn, f"user:{username}")
-            await self.audit.record("login", actor=username, remote_addr=remote_addr, conn=conn,
-                                    detail={"method": "token" if secret.startswith(PERSONAL_TOKEN_PREFIX) else "password"})
+            await self.audit.record(
+                "login",
+                actor=username,
+                remote_addr=remote_addr,
+                conn=conn,
+                detail={"method": "token" if secret.startswith(PERSONAL_TOKEN_PREFIX) else "password"},
+            )
         self._cache[key] = (time.monotonic() + self.cache_seconds, principal)
         return principal
 
     async def _verify(self, username: str, secret: str) -> Principal | None:
         async with self.db.read() as conn:
             user = await qa.user_by_name(conn, username)
-            token = await qa.token_by_hash(conn, secret_digest(secret)) if secret.startswith(PERSONAL_TOKEN_PREFIX) else None
+            token = (
+                await qa.token_by_hash(conn, secret_digest(secret))
+                if secret.startswith(PERSONAL_TOKEN_PREFIX)
+                else None
+            )
         if token is not None:
             token_id, user_id, active, kind = token
             if user is None or user_id != user.id or not active or kind != "personal" or not user.is_active:
@@ -99,7 +111,11 @@ class Authenticator:
             async with self.db.write() as conn:
                 await qa.touch_token(conn, token_id, self.clock())
             return Principal(user.id, user.username, user.is_admin, user.namespace_id)
-        if not verify_password(user.password_hash if user else None, secret) or user is None or not user.is_active:
+        if (
+            not self.passwords.verify(user.password_hash if user else None, secret)
+            or user is None
+            or not user.is_active
+        ):
             return None
         return Principal(user.id, user.username, user.is_admin, user.namespace_id)
 
@@ -111,7 +127,9 @@ class Authenticator:
             token = await qa.token_by_hash(conn, secret_digest(secret))
             user = await qa.user_by_id(conn, token[1]) if token is not None else None
         if token is None or user is None or not token[2] or token[3] != "refresh" or not user.is_active:
-            await self.audit.record("login.failed", actor=None, remote_addr=remote_addr, detail={"method": "refresh"})
+            await self.audit.record(
+                "login.failed", actor=None, remote_addr=remote_addr, detail={"method": "refresh"}
+            )
             raise Unauthorized("invalid refresh token")
         async with self.db.write() as conn:
             await qa.touch_token(conn, token[0], self.clock())
@@ -140,7 +158,9 @@ class Authenticator:
                 failures += 1
                 # Per-address limits are looser: many users may share an address.
                 limit = self.throttle.max_failures * (1 if key.startswith("user:") else 4)
-                locked = now + dt.timedelta(seconds=self.throttle.lockout_seconds) if failures >= limit else None
+                locked = (
+                    now + dt.timedelta(seconds=self.throttle.lockout_seconds) if failures >= limit else None
+                )
                 await qa.set_login_failure(conn, key, failures, window_start, locked)
             await self.audit.record("login.failed", actor=username[:255], remote_addr=remote_addr, conn=conn)
 

@@ -6,6 +6,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from moorage.db import accounts as qa
 from moorage.db import content as q
 from moorage.db.engine import Database
@@ -31,8 +33,15 @@ class Repository:
 
     @classmethod
     def of(cls, info: qa.RepositoryInfo, level: Level) -> Repository:
-        return cls(info.name, info.namespace, info.visibility, info.description, info.immutable_tags,
-                   info.created_at, level.label)
+        return cls(
+            info.name,
+            info.namespace,
+            info.visibility,
+            info.description,
+            info.immutable_tags,
+            info.created_at,
+            level.label,
+        )
 
 
 @dataclass
@@ -72,7 +81,12 @@ class RepositoryService:
         return out
 
     async def create(
-        self, actor: Principal | None, name: str, *, visibility: str = "private", description: str | None = None,
+        self,
+        actor: Principal | None,
+        name: str,
+        *,
+        visibility: str = "private",
+        description: str | None = None,
         immutable_tags: bool = False,
     ) -> Repository:
         try:
@@ -88,13 +102,24 @@ class RepositoryService:
             raise Forbidden(f"only administrators of namespace {ns!r} may create repositories in it")
         async with self.db.write() as conn:
             if await qa.namespace(conn, ns) is None:
-                raise NotFound(f"namespace {ns!r} does not exist: create the organization first", field="name")
+                raise NotFound(
+                    f"namespace {ns!r} does not exist: create the organization first", field="name"
+                )
             if await q.repository_id(conn, name) is not None:
                 raise AlreadyExists(f"repository {name!r} already exists", field="name")
-            rid = await q.ensure_repository(conn, name, self.clock(), actor.username if actor else None, visibility)
-            await qa.update_repository_settings(conn, rid, description=description, immutable_tags=immutable_tags)
-            await self.audit.record("repository.create", actor=actor.username if actor else None, target=name,
-                                    detail={"visibility": visibility}, conn=conn)
+            rid = await q.ensure_repository(
+                conn, name, self.clock(), actor.username if actor else None, visibility
+            )
+            await qa.update_repository_settings(
+                conn, rid, description=description, immutable_tags=immutable_tags
+            )
+            await self.audit.record(
+                "repository.create",
+                actor=actor.username if actor else None,
+                target=name,
+                detail={"visibility": visibility},
+                conn=conn,
+            )
         return await self.get(actor, name)
 
     async def get(self, actor: Principal | None, name: str) -> Repository:
@@ -106,20 +131,50 @@ class RepositoryService:
         return Repository.of(info, access.level)
 
     async def list(
-        self, actor: Principal | None, *, namespace: str | None = None, visibility: str | None = None,
-        search: str | None = None, offset: int = 0, limit: int = 50,
+        self,
+        actor: Principal | None,
+        *,
+        namespace: str | None = None,
+        visibility: str | None = None,
+        search: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
     ) -> tuple[list[Repository], int]:
         async with self.db.read() as conn:
             infos, total = await qa.list_repositories(
-                conn, namespace_name=namespace, visibility=visibility, search=search,
-                visible_to_user=actor.user_id if actor else None, everything=bool(actor and actor.is_admin),
-                offset=offset, limit=limit,
+                conn,
+                namespace_name=namespace,
+                visibility=visibility,
+                search=search,
+                visible_to_user=actor.user_id if actor else None,
+                everything=bool(actor and actor.is_admin),
+                offset=offset,
+                limit=limit,
             )
-            out = [Repository.of(i, (await self.access.repository_in(conn, actor, i.name)).level) for i in infos]
+            out = [
+                Repository.of(i, (await self.access.repository_in(conn, actor, i.name)).level) for i in infos
+            ]
         return out, total
 
+    async def _administered(
+        self, conn: AsyncConnection, actor: Principal | None, name: str, doing: str
+    ) -> qa.RepositoryInfo:
+        """The repository, if the caller administers it: ``NotFound`` when it may not even see it."""
+        info = await qa.repository_info(conn, name)
+        access = await self.access.repository_in(conn, actor, name)
+        if info is None or access.level < Level.READ_ONLY:
+            raise NotFound(f"repository {name!r} does not exist")
+        if access.level < Level.ADMIN:
+            raise Forbidden(f"only administrators of {name!r} may {doing}")
+        return info
+
     async def update(
-        self, actor: Principal | None, name: str, *, visibility: str | None = None, description: str | None = None,
+        self,
+        actor: Principal | None,
+        name: str,
+        *,
+        visibility: str | None = None,
+        description: str | None = None,
         immutable_tags: bool | None = None,
     ) -> Repository:
         values: dict[str, Any] = {}
@@ -132,26 +187,22 @@ class RepositoryService:
         if immutable_tags is not None:
             values["immutable_tags"] = immutable_tags
         async with self.db.write() as conn:
-            info = await qa.repository_info(conn, name)
-            access = await self.access.repository_in(conn, actor, name)
-            if info is None or access.level < Level.READ_ONLY:
-                raise NotFound(f"repository {name!r} does not exist")
-            if access.level < Level.ADMIN:
-                raise Forbidden(f"only administrators of {name!r} may change its settings")
+            info = await self._administered(conn, actor, name, "change its settings")
             if values:
                 await qa.update_repository_settings(conn, info.id, **values)
-            await self.audit.record("repository.update", actor=actor.username if actor else None, target=name,
-                                    detail=values, conn=conn)
+            await self.audit.record(
+                "repository.update",
+                actor=actor.username if actor else None,
+                target=name,
+                detail=values,
+                conn=conn,
+            )
         return await self.get(actor, name)
 
     async def delete(self, actor: Principal | None, name: str) -> None:
         async with self.db.write() as conn:
-            info = await qa.repository_info(conn, name)
-            access = await self.access.repository_in(conn, actor, name)
-            if info is None or access.level < Level.READ_ONLY:
-                raise NotFound(f"repository {name!r} does not exist")
-            if access.level < Level.ADMIN:
-                raise Forbidden(f"only administrators of {name!r} may delete it")
+            info = await self._administered(conn, actor, name, "delete it")
             await qa.delete_repository(conn, info.id)
-            await self.audit.record("repository.delete", actor=actor.username if actor else None, target=name,
-                                    conn=conn)
+            await self.audit.record(
+                "repository.delete", actor=actor.username if actor else None, target=name, conn=conn
+            )

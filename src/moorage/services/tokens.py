@@ -7,6 +7,7 @@ The newest unretired key signs; retired keys keep verifying until their tokens e
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import secrets
 import time
@@ -25,10 +26,13 @@ from moorage.services.clock import Clock
 ISSUER = "moorage"
 ALGORITHM = "ES256"
 _VERIFIED_CACHE_MAX = 20000
+KEY_RELOAD_SECONDS = 60.0
 
 
 def _kid(key: ec.EllipticCurvePrivateKey) -> str:
-    der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    der = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return base64.b32encode(hashlib.sha256(der).digest()[:15]).decode().rstrip("=")
 
 
@@ -41,6 +45,7 @@ class TokenService:
     _signing: tuple[str, Any] | None = None
     _verifying: dict[str, Any] = field(default_factory=dict)
     _verified: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
+    _loaded_at: float = 0.0
 
     async def ensure_key(self) -> str:
         """Create the first signing key if there is none; returns the signing key id."""
@@ -77,6 +82,8 @@ class TokenService:
         verifying: dict[str, Any] = {}
         signing: tuple[str, Any] | None = None
         for kid, pem, _created, retired in keys:
+            if retired is not None and retired.tzinfo is None:
+                retired = retired.replace(tzinfo=dt.UTC)  # SQLite hands back naive UTC datetimes
             if retired is not None and (now - retired).total_seconds() > self.ttl_seconds + 60:
                 continue
             key = serialization.load_pem_private_key(pem.encode(), password=None)
@@ -85,12 +92,18 @@ class TokenService:
                 signing = (kid, key)
         self._verifying = verifying
         self._signing = signing
+        self._loaded_at = time.monotonic()
 
-    async def issue(self, subject: str | None, access: list[dict[str, Any]]) -> tuple[str, int, int]:
+    async def issue(
+        self, subject: str | None, access: list[dict[str, Any]], user_id: int | None = None
+    ) -> tuple[str, int, int]:
         """A signed token for ``subject`` (``None``: anonymous) with ``access`` claims:
         ``(token, expires_in, issued_at)``."""
+        # Pick up a key rotated by another process (``moorage admin rotate-keys``) within a minute.
         if self._signing is None:
             await self.ensure_key()
+        elif time.monotonic() - self._loaded_at > KEY_RELOAD_SECONDS:
+            await self._load()
         assert self._signing is not None
         kid, key = self._signing
         now = int(time.time())
@@ -104,6 +117,10 @@ class TokenService:
             "jti": secrets.token_urlsafe(16),
             "access": access,
         }
+        if user_id is not None:
+            # The account, not just its name: a user deleted and re-created under the same
+            # name does not inherit the old account's tokens.
+            claims["uid"] = user_id
         token = jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": kid})
         return token, self.ttl_seconds, now
 
