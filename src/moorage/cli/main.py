@@ -8,14 +8,16 @@ from typing import Annotated
 import typer
 
 from moorage import __version__
+from moorage.cli.admin import admin_app
+from moorage.cli.app import register as register_app_client
+from moorage.cli.certs import certs_app
+from moorage.cli.options import ConfigOption, DataDirOption
 from moorage.config import load_settings
 
 app = typer.Typer(help="Moorage: a secure, self-hosted OCI registry.", no_args_is_help=True)
-
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="TOML settings file (also MOORAGE_CONFIG).")
-]
-DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (database and blobs).")]
+app.add_typer(certs_app, name="certs")
+app.add_typer(admin_app, name="admin")
+register_app_client(app)
 
 
 @app.command()
@@ -26,11 +28,28 @@ def serve(
     config: ConfigOption = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes [default: 1].")] = None,
     server: Annotated[str | None, typer.Option(help="ASGI server: uvicorn or granian.")] = None,
+    fqdn: Annotated[str | None, typer.Option(help="Name clients reach the registry by.")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="Server certificate (PEM): serve HTTPS.")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="Private key of --tls-cert (PEM).")] = None,
+    tls_ca: Annotated[Path | None, typer.Option(help="CA certificate served at /ca.")] = None,
 ) -> None:
     """Run the registry (embedded default: SQLite and local files under the data directory)."""
     from moorage.cli.serve import serve as run
 
-    run(load_settings(config, host=host, port=port, data_dir=data_dir, workers=workers, server=server))
+    run(
+        load_settings(
+            config,
+            host=host,
+            port=port,
+            data_dir=data_dir,
+            workers=workers,
+            server=server,
+            fqdn=fqdn,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            tls_ca=tls_ca,
+        )
+    )
 
 
 @app.command()

@@ -99,7 +99,11 @@ async def repository_id(conn: AsyncConnection, name: str) -> int | None:
 
 
 async def ensure_repository(
-    conn: AsyncConnection, name: str, now: dt.datetime, created_by: str | None = None, visibility: str = "private"
+    conn: AsyncConnection,
+    name: str,
+    now: dt.datetime,
+    created_by: str | None = None,
+    visibility: str = "private",
 ) -> int:
     """Id of repository ``name``, creating it (and its namespace, as an organization) when missing.
 
@@ -123,7 +127,11 @@ async def ensure_repository(
     if result.rowcount:
         await conn.execute(
             repository_settings.insert().values(
-                repository_id=rid, namespace_id=ns_id, visibility=visibility, immutable_tags=False, created_by=created_by
+                repository_id=rid,
+                namespace_id=ns_id,
+                visibility=visibility,
+                immutable_tags=False,
+                created_by=created_by,
             )
         )
     return rid
@@ -285,7 +293,9 @@ async def insert_manifest(conn: AsyncConnection, repo_id: int, new: NewManifest,
     """Store a manifest and its references; returns its id (the existing one when already stored)."""
     existing = (
         await conn.execute(
-            select(manifests.c.id).where(manifests.c.repository_id == repo_id, manifests.c.digest == new.digest)
+            select(manifests.c.id).where(
+                manifests.c.repository_id == repo_id, manifests.c.digest == new.digest
+            )
         )
     ).scalar()
     if existing is not None:
@@ -311,7 +321,9 @@ async def insert_manifest(conn: AsyncConnection, repo_id: int, new: NewManifest,
     await conn.execute(_insert(conn, manifests).values(**values).on_conflict_do_nothing())  # type: ignore[attr-defined]
     manifest_id = (
         await conn.execute(
-            select(manifests.c.id).where(manifests.c.repository_id == repo_id, manifests.c.digest == new.digest)
+            select(manifests.c.id).where(
+                manifests.c.repository_id == repo_id, manifests.c.digest == new.digest
+            )
         )
     ).scalar_one()
     manifest_id = int(manifest_id)
@@ -326,6 +338,23 @@ async def insert_manifest(conn: AsyncConnection, repo_id: int, new: NewManifest,
             [{"manifest_id": manifest_id, "child_digest": d} for d in set(new.child_digests)],
         )
     return manifest_id
+
+
+async def reclassify(
+    conn: AsyncConnection, repo_id: int, digests: Sequence[str], kind: str, from_kinds: Sequence[str]
+) -> None:
+    """Change the stored kind of manifests (e.g. images an application names as its invocation image)."""
+    if not digests:
+        return
+    await conn.execute(
+        update(manifests)
+        .where(
+            manifests.c.repository_id == repo_id,
+            manifests.c.digest.in_(digests),
+            manifests.c.kind.in_(from_kinds),
+        )
+        .values(kind=kind)
+    )
 
 
 async def delete_manifest(conn: AsyncConnection, repo_id: int, digest: str) -> bool:
@@ -357,6 +386,15 @@ async def tag_target(conn: AsyncConnection, repo_id: int, tag: str) -> int | Non
     ).scalar()
 
 
+async def tags_immutable(conn: AsyncConnection, repo_id: int) -> bool:
+    value = (
+        await conn.execute(
+            select(repository_settings.c.immutable_tags).where(repository_settings.c.repository_id == repo_id)
+        )
+    ).scalar()
+    return bool(value)
+
+
 async def set_tag(
     conn: AsyncConnection, repo_id: int, tag: str, manifest_id: int, now: dt.datetime, by: str | None
 ) -> None:
@@ -386,20 +424,15 @@ async def list_tags(conn: AsyncConnection, repo_id: int, last: str | None, limit
 
 
 # -- uploads ------------------------------------------------------------------------------
-async def create_upload(conn: AsyncConnection, upload_id: str, repo_id: int, now: dt.datetime) -> None:
+async def create_upload(conn: AsyncConnection, upload_id: str, repository: str, now: dt.datetime) -> None:
     await conn.execute(
-        uploads.insert().values(id=upload_id, repository_id=repo_id, created_at=now, updated_at=now)
+        uploads.insert().values(id=upload_id, repository=repository, created_at=now, updated_at=now)
     )
 
 
 async def upload_repository(conn: AsyncConnection, upload_id: str) -> str | None:
     """Name of the repository an upload belongs to, or ``None`` for an unknown upload."""
-    query = (
-        select(repositories.c.name)
-        .select_from(uploads.join(repositories, repositories.c.id == uploads.c.repository_id))
-        .where(uploads.c.id == upload_id)
-    )
-    return (await conn.execute(query)).scalar()
+    return (await conn.execute(select(uploads.c.repository).where(uploads.c.id == upload_id))).scalar()
 
 
 async def touch_upload(conn: AsyncConnection, upload_id: str, now: dt.datetime) -> None:
@@ -415,3 +448,85 @@ async def stale_uploads(conn: AsyncConnection, before: dt.datetime) -> list[str]
     return list((await conn.execute(select(uploads.c.id).where(uploads.c.updated_at < before))).scalars())
 
 
+@dataclass(frozen=True, slots=True)
+class TagRow:
+    name: str
+    updated_at: dt.datetime
+    updated_by: str | None
+    manifest: ManifestSummary
+
+
+async def tags_with_manifests(conn: AsyncConnection, repo_id: int) -> list[TagRow]:
+    query = (
+        select(tags.c.name, tags.c.updated_at, tags.c.updated_by, *_SUMMARY_COLUMNS)
+        .select_from(tags.join(manifests, manifests.c.id == tags.c.manifest_id))
+        .where(tags.c.repository_id == repo_id)
+        .order_by(_sortable(conn, tags.c.name))
+    )
+    out = []
+    for row in await conn.execute(query):
+        values = row._mapping
+        summary = ManifestSummary(**{c.name: values[c.name] for c in _SUMMARY_COLUMNS})
+        out.append(TagRow(row[0], row[1], row[2], summary))
+    return out
+
+
+async def manifest_summary(conn: AsyncConnection, repo_id: int, digest: str) -> ManifestSummary | None:
+    row = (
+        await conn.execute(
+            select(*_SUMMARY_COLUMNS).where(
+                manifests.c.repository_id == repo_id, manifests.c.digest == digest
+            )
+        )
+    ).first()
+    return ManifestSummary(**row._mapping) if row else None
+
+
+async def child_platforms(
+    conn: AsyncConnection, repo_id: int, manifest_ids: Sequence[int]
+) -> dict[int, list[tuple[str, str | None, str | None, str | None, str]]]:
+    """For each index, its children: ``(digest, os, architecture, variant, kind)``."""
+    if not manifest_ids:
+        return {}
+    child = manifests.alias("child")
+    query = (
+        select(
+            manifest_children.c.manifest_id,
+            child.c.digest,
+            child.c.platform_os,
+            child.c.platform_architecture,
+            child.c.platform_variant,
+            child.c.kind,
+        )
+        .select_from(
+            manifest_children.join(
+                child,
+                (child.c.digest == manifest_children.c.child_digest) & (child.c.repository_id == repo_id),
+            )
+        )
+        .where(manifest_children.c.manifest_id.in_(manifest_ids))
+        .order_by(child.c.id)
+    )
+    out: dict[int, list[tuple[str, str | None, str | None, str | None, str]]] = {}
+    for row in await conn.execute(query):
+        out.setdefault(row[0], []).append((row[1], row[2], row[3], row[4], row[5]))
+    return out
+
+
+async def tags_of(conn: AsyncConnection, repo_id: int, manifest_id: int) -> list[str]:
+    query = select(tags.c.name).where(tags.c.repository_id == repo_id, tags.c.manifest_id == manifest_id)
+    return sorted((await conn.execute(query)).scalars())
+
+
+async def tags_by_digest(conn: AsyncConnection, repo_id: int, digests: Sequence[str]) -> dict[str, list[str]]:
+    if not digests:
+        return {}
+    query = (
+        select(manifests.c.digest, tags.c.name)
+        .select_from(tags.join(manifests, manifests.c.id == tags.c.manifest_id))
+        .where(tags.c.repository_id == repo_id, manifests.c.digest.in_(digests))
+    )
+    out: dict[str, list[str]] = {}
+    for digest, name in await conn.execute(query):
+        out.setdefault(digest, []).append(name)
+    return {k: sorted(v) for k, v in out.items()}

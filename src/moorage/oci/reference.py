@@ -18,7 +18,9 @@ MAX_NAME_LENGTH = 255
 def validate_name(name: str) -> str:
     """Return ``name`` if it is a valid repository name, else raise ``NameInvalid``."""
     if len(name) > MAX_NAME_LENGTH:
-        raise NameInvalid(f"repository name is longer than {MAX_NAME_LENGTH} characters", {"name": name[:300]})
+        raise NameInvalid(
+            f"repository name is longer than {MAX_NAME_LENGTH} characters", {"name": name[:300]}
+        )
     if not _NAME_RE.match(name):
         raise NameInvalid(
             f"invalid repository name {name[:300]!r}: use lowercase path components of "
@@ -26,6 +28,10 @@ def validate_name(name: str) -> str:
             {"name": name[:300]},
         )
     return name
+
+
+def is_valid_name(name: str) -> bool:
+    return len(name) <= MAX_NAME_LENGTH and _NAME_RE.match(name) is not None
 
 
 def is_valid_tag(tag: str) -> bool:
@@ -41,7 +47,7 @@ def validate_tag(tag: str) -> str:
     return tag
 
 
-_NAMESPACE_RE = re.compile(rf"^{_COMPONENT}$")
+_NAMESPACE_RE = re.compile(rf"^{_COMPONENT}\Z")
 MAX_NAMESPACE_LENGTH = 64
 
 

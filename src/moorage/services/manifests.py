@@ -6,17 +6,22 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from moorage.db import content as q
 from moorage.db.engine import Database
+from moorage.oci import cnab
 from moorage.oci import mediatypes as mt
-from moorage.oci.classify import Classification, classify
+from moorage.oci.classify import INVOCATION, INVOCATION_ELIGIBLE, Classification, classify, invocation_digests
 from moorage.oci.digest import compute, is_digest, parse_digest
 from moorage.oci.errors import (
     DigestInvalid,
     ManifestBlobUnknown,
+    ManifestInvalid,
     ManifestUnknown,
     NameUnknown,
     PayloadTooLarge,
+    TagImmutable,
 )
 from moorage.oci.manifest import Descriptor, Manifest, parse_manifest
 from moorage.oci.reference import is_valid_tag, validate_name, validate_tag
@@ -25,6 +30,8 @@ from moorage.services.clock import Clock
 
 #: Largest config blob read to learn an image's platform.
 _MAX_CONFIG_READ = 1 << 20
+#: Largest bundle config (bundle.json) accepted for an application.
+_MAX_BUNDLE_CONFIG = 4 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +66,9 @@ class ManifestService:
             else:
                 found = None  # a tag that cannot exist is simply not there
             if found is None and await q.repository_id(conn, repository) is None:
-                raise NameUnknown(f"repository {repository!r} is not known to the registry", {"name": repository})
+                raise NameUnknown(
+                    f"repository {repository!r} is not known to the registry", {"name": repository}
+                )
         if found is None:
             raise ManifestUnknown(
                 f"manifest {reference!r} is not in repository {repository!r}", {"reference": reference}
@@ -67,7 +76,12 @@ class ManifestService:
         return PulledManifest(found.digest, found.media_type, found.content)
 
     async def put(
-        self, repository: str, reference: str, content: bytes, content_type: str | None, pushed_by: str | None = None
+        self,
+        repository: str,
+        reference: str,
+        content: bytes,
+        content_type: str | None,
+        pushed_by: str | None = None,
     ) -> PushedManifest:
         validate_name(repository)
         if len(content) > self.max_manifest_size:
@@ -81,7 +95,8 @@ class ManifestService:
             digest = compute(content, claimed.algorithm)
             if digest != claimed:
                 raise DigestInvalid(
-                    f"manifest digest is {digest}, not {claimed}", {"expected": str(claimed), "actual": str(digest)}
+                    f"manifest digest is {digest}, not {claimed}",
+                    {"expected": str(claimed), "actual": str(digest)},
                 )
         else:
             tag = validate_tag(reference)
@@ -106,14 +121,48 @@ class ManifestService:
                     f"index references manifests not in repository {repository!r}: {', '.join(missing[:5])}",
                     {"missing": missing},
                 )
+            if classification.bundle is not None:
+                await self._check_bundle(conn, repository, classification.bundle)
+                await q.reclassify(
+                    conn, rid, invocation_digests(manifest), INVOCATION, sorted(INVOCATION_ELIGIBLE)
+                )
             blob_sizes = await q.blob_sizes(conn, manifest.blob_digests())
             manifest_id = await q.insert_manifest(
-                conn, rid, self._record(manifest, classification, content, str(digest), blob_sizes, child_sizes,
-                                        pushed_by), now
+                conn,
+                rid,
+                self._record(
+                    manifest, classification, content, str(digest), blob_sizes, child_sizes, pushed_by
+                ),
+                now,
             )
             if tag is not None:
+                current = await q.tag_target(conn, rid, tag)
+                if current is not None and current != manifest_id and await q.tags_immutable(conn, rid):
+                    raise TagImmutable(
+                        f"tag {tag!r} in repository {repository!r} is immutable and already points at another "
+                        "manifest: push under a new tag",
+                        {"repository": repository, "tag": tag},
+                    )
                 await q.set_tag(conn, rid, tag, manifest_id, now, pushed_by)
-        return PushedManifest(str(digest), manifest.subject.digest if manifest.subject else None, classification)
+        return PushedManifest(
+            str(digest), manifest.subject.digest if manifest.subject else None, classification
+        )
+
+    async def _check_bundle(self, conn: AsyncConnection, repository: str, index: cnab.BundleIndex) -> None:
+        """An application's bundle config must parse, and name exactly the images its index holds."""
+        stored = await q.manifest_by_digest(conn, repository, index.config.digest)
+        if stored is None:  # children were checked to exist just before
+            raise ManifestBlobUnknown(
+                f"bundle config manifest {index.config.digest} is not in {repository!r}"
+            )
+        config_blob = cnab.config_blob_descriptor(parse_manifest(stored.content, stored.media_type))
+        data = await self.blobs.read_small(config_blob.digest, _MAX_BUNDLE_CONFIG)
+        if data is None:
+            raise ManifestInvalid(
+                f"manifest invalid: the bundle config blob {config_blob.digest} is missing or larger than "
+                f"{_MAX_BUNDLE_CONFIG} bytes"
+            )
+        cnab.build_bundle(index, data)
 
     @staticmethod
     def _record(
@@ -129,7 +178,10 @@ class ManifestService:
         return q.NewManifest(
             digest=digest,
             media_type=manifest.media_type,
-            artifact_type=classification.artifact_type or manifest.effective_artifact_type,
+            # Referrers API: a manifest with a subject and no artifactType reports its config's type.
+            artifact_type=classification.artifact_type
+            or manifest.effective_artifact_type
+            or (manifest.config.media_type if manifest.subject and manifest.config else None),
             kind=classification.kind,
             config_digest=manifest.config.digest if manifest.config else None,
             subject_digest=manifest.subject.digest if manifest.subject else None,
@@ -164,7 +216,9 @@ class ManifestService:
         async with self.db.write() as conn:
             rid = await q.repository_id(conn, repository)
             if rid is None:
-                raise NameUnknown(f"repository {repository!r} is not known to the registry", {"name": repository})
+                raise NameUnknown(
+                    f"repository {repository!r} is not known to the registry", {"name": repository}
+                )
             if is_digest(reference):
                 parse_digest(reference)
                 deleted = await q.delete_manifest(conn, rid, reference)
@@ -180,17 +234,23 @@ class ManifestService:
         async with self.db.read() as conn:
             rid = await q.repository_id(conn, repository)
             if rid is None:
-                raise NameUnknown(f"repository {repository!r} is not known to the registry", {"name": repository})
+                raise NameUnknown(
+                    f"repository {repository!r} is not known to the registry", {"name": repository}
+                )
             return await q.list_tags(conn, rid, last, limit)
 
-    async def referrers(self, repository: str, subject: str, artifact_type: str | None) -> list[dict[str, Any]]:
+    async def referrers(
+        self, repository: str, subject: str, artifact_type: str | None
+    ) -> list[dict[str, Any]]:
         """Descriptors of the manifests whose ``subject`` is ``subject``, as the referrers API lists them."""
         validate_name(repository)
         parse_digest(subject)
         async with self.db.read() as conn:
             rid = await q.repository_id(conn, repository)
             if rid is None:
-                raise NameUnknown(f"repository {repository!r} is not known to the registry", {"name": repository})
+                raise NameUnknown(
+                    f"repository {repository!r} is not known to the registry", {"name": repository}
+                )
             rows = await q.referrers(conn, rid, subject, artifact_type)
         out = []
         for row in rows:
