@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -22,10 +23,19 @@ from moorage.app import MoorageApp, create_app
 from moorage.config import Settings
 
 #: PostgreSQL on these machines (trust auth). Override with MOORAGE_TEST_POSTGRES_URL.
-POSTGRES_URL = os.environ.get("MOORAGE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "MOORAGE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 #: The first administrator's password in every test registry.
 ADMIN_PASSWORD = "moorage-admin-password"
+#: Argon2 at its smallest cost: the suite creates and signs in many users. The production
+#: parameters are exercised in tests/services/test_authn.py.
+CHEAP_PASSWORD_HASHING = {
+    "password_hash_time_cost": 1,
+    "password_hash_memory_kib": 1024,
+    "password_hash_parallelism": 1,
+}
 
 
 @dataclass(frozen=True)
@@ -62,7 +72,12 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
 
 
 def make_settings(data_dir: Path, backend: Backend | None = None, **overrides: object) -> Settings:
-    values: dict[str, object] = {"data_dir": data_dir, "durable_writes": False, "admin_password": ADMIN_PASSWORD}
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "durable_writes": False,
+        "admin_password": ADMIN_PASSWORD,
+    }
+    values.update(CHEAP_PASSWORD_HASHING)
     if backend is not None and backend.url:
         values["database_url"] = backend.url
         values["database_schema"] = backend.schema
@@ -78,11 +93,11 @@ def settings(tmp_path: Path, backend: Backend) -> Settings:
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[MoorageApp]:
     application = create_app(settings)
-    await application.components.prepare()
+    await application.services.prepare()
     try:
         yield application
     finally:
-        await application.components.db.close()
+        await application.services.db.close()
 
 
 @pytest.fixture
@@ -128,13 +143,17 @@ class ServerProcess:
             self.process.wait(timeout=20)
 
 
-def start_server(data_dir: Path, env: dict[str, str] | None = None, port: int | None = None) -> ServerProcess:
+def start_server(
+    data_dir: Path, env: dict[str, str] | None = None, port: int | None = None, ca_cert: Path | None = None
+) -> ServerProcess:
+    """Start ``moorage serve``; with ``ca_cert`` over HTTPS (``env`` sets ``MOORAGE_TLS_*``), trusting that CA."""
     port = port or free_port()
     log = data_dir.parent / f"server-{port}.log"
     full_env = {
         **os.environ,
         "MOORAGE_DURABLE_WRITES": "false",
         "MOORAGE_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        **{f"MOORAGE_{k.upper()}": str(v) for k, v in CHEAP_PASSWORD_HASHING.items()},
         **(env or {}),
     }
     process = subprocess.Popen(
@@ -143,13 +162,14 @@ def start_server(data_dir: Path, env: dict[str, str] | None = None, port: int | 
         stderr=subprocess.STDOUT,
         env=full_env,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if ca_cert else 'http'}://127.0.0.1:{port}"
+    verify = ssl.create_default_context(cafile=str(ca_cert)) if ca_cert else True
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"moorage serve exited early:\n{log.read_text()}")
         try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"{url}/healthz", timeout=1, verify=verify).status_code == 200:
                 return ServerProcess(f"127.0.0.1:{port}", url, data_dir, process, log)
         except httpx.TransportError:
             pass

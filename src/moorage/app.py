@@ -2,106 +2,78 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import logging
 import os
-from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from moorage import __version__
-from moorage.config import Settings, load_settings
-from moorage.db.engine import Database
+from moorage.api.app import PREFIX as API_PREFIX
+from moorage.api.app import create_api
+from moorage.config import SETTINGS_ENV, Settings, load_settings
 from moorage.registry.app import RegistryApp
 from moorage.registry.auth import RegistryAuth
 from moorage.registry.context import RegistryContext
 from moorage.registry.token import TokenEndpoint
-from moorage.services.access import AccessService
-from moorage.services.accounts import AccountService
-from moorage.services.audit import AuditLog
-from moorage.services.authn import Authenticator, Throttle
-from moorage.services.blobs import BlobService
-from moorage.services.clock import utcnow
-from moorage.services.manifests import ManifestService
-from moorage.services.repositories import RepositoryService
-from moorage.services.tokens import TokenService
-from moorage.storage.filesystem import FilesystemBlobStore
+from moorage.services.certificates import ca_pem
+from moorage.services.container import Services, build_services
 
 log = logging.getLogger("moorage")
 
-SETTINGS_ENV = "MOORAGE_SETTINGS_JSON"
-
-
-@dataclass
-class Components:
-    """Everything ``create_app`` built, for the lifespan, the CLI and tests."""
-
-    settings: Settings
-    db: Database
-    store: FilesystemBlobStore
-    registry: RegistryContext
-    access: AccessService
-    accounts: AccountService
-    audit: AuditLog
-    authn: Authenticator
-    tokens: TokenService
-    token_endpoint: TokenEndpoint
-
-    async def prepare(self) -> str | None:
-        """Migrate, make sure a signing key and the first administrator exist.
-
-        Returns the administrator's password when it was generated now (to be shown once).
-        """
-        await self.db.migrate()
-        await self.tokens.ensure_key()
-        return await self.accounts.bootstrap_admin(self.settings.admin_password)
-
-
-def build_components(settings: Settings) -> Components:
-    db = Database(settings.resolved_database_url, schema=settings.database_schema)
-    store = FilesystemBlobStore(settings.resolved_storage_dir, durable=settings.durable_writes)
-    clock = utcnow
-    audit = AuditLog(db, clock)
-    access = AccessService(db, settings.create_repository_on_push)
-    authn = Authenticator(
-        db, audit, clock,
-        Throttle(settings.login_max_failures, settings.login_window_seconds, settings.login_lockout_seconds),
-        settings.auth_cache_seconds,
-    )
-    tokens = TokenService(db, clock, settings.resolved_token_service, settings.token_ttl_seconds)
-    accounts = AccountService(db, access, audit, authn, clock)
-    blobs = BlobService(db, store, clock, settings.max_upload_size)
-    manifests = ManifestService(db, blobs, clock, settings.max_manifest_size)
-    repositories = RepositoryService(db, clock, access, audit)
-    auth = RegistryAuth(tokens, authn, access)
-    return Components(
-        settings, db, store, RegistryContext(repositories, blobs, manifests, auth), access, accounts, audit, authn,
-        tokens, TokenEndpoint(tokens, authn, access, accounts),
-    )
+HOUSEKEEPING_INTERVAL = 600.0
 
 
 class MoorageApp:
-    """Top-level ASGI app: ``/v2`` goes straight to the registry protocol, the rest to Starlette."""
+    """Top-level ASGI app: ``/v2`` goes to the registry protocol, ``/api/v1`` to the management API, the rest
+    to Starlette."""
 
-    def __init__(self, components: Components) -> None:
-        self.components = components
-        self.registry = RegistryApp(components.registry)
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        auth = RegistryAuth(services.tokens, services.authn, services.access)
+        self.registry = RegistryApp(
+            RegistryContext(services.repositories, services.blobs, services.manifests, auth)
+        )
+        token_endpoint = TokenEndpoint(services.tokens, services.authn, services.access, services.accounts)
+        self.api = create_api(services)
         self.site = Starlette(
             routes=[
                 Route("/", self._index),
                 Route("/healthz", self._health),
-                Route("/auth/token", components.token_endpoint.handle, methods=["GET", "POST"]),
+                Route("/ca", self._ca),
+                Route("/auth/token", token_endpoint.handle, methods=["GET", "POST"]),
             ],
         )
 
     async def _index(self, request: Request) -> PlainTextResponse:
         return PlainTextResponse(f"Moorage {__version__}: OCI registry API at /v2/\n")
 
+    async def _ca(self, request: Request) -> Response:
+        """The CA certificate clients trust this registry's certificate by (setting ``tls_ca``)."""
+        path = self.services.settings.tls_ca
+        try:
+            pem = ca_pem(path) if path is not None else None
+        except (OSError, ValueError):
+            pem = None
+        if pem is None:
+            return PlainTextResponse(
+                "This registry has no CA certificate to hand out (setting tls_ca): ask its "
+                "operator for the CA that signed its certificate. See docs/tls.md.\n",
+                404,
+            )
+        return Response(
+            pem,
+            media_type="application/x-pem-file",
+            headers={"Content-Disposition": 'attachment; filename="ca.crt"'},
+        )
+
     async def _health(self, request: Request) -> JSONResponse:
-        async with self.components.db.read() as conn:
+        async with self.services.db.read() as conn:
             await conn.exec_driver_sql("SELECT 1")
         return JSONResponse({"status": "ok", "version": __version__})
 
@@ -111,33 +83,52 @@ class MoorageApp:
             path: str = scope["path"]
             if path == "/v2" or path.startswith("/v2/"):
                 await self.registry(scope, receive, send)
+            elif path == API_PREFIX or path.startswith(API_PREFIX + "/"):
+                # Mounted by hand: Starlette's Mount cannot route paths holding a newline.
+                await self.api({**scope, "root_path": API_PREFIX}, receive, send)
             else:
                 await self.site(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+
+    async def _housekeeping(self) -> None:
+        """Periodic upkeep of this process: discard uploads idle past ``upload_expiry_hours``."""
+        max_age = dt.timedelta(hours=self.services.settings.upload_expiry_hours)
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_INTERVAL)
+            try:
+                expired = await self.services.blobs.expire_uploads(max_age)
+                if expired:
+                    log.info("discarded %d idle uploads", expired)
+            except Exception:
+                log.exception("housekeeping failed; retrying at the next interval")
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    generated = await self.components.prepare()
+                    generated = await self.services.prepare()
                     if generated:
                         print(f"Created the administrator 'admin' with password: {generated}", flush=True)
-                        print("  (shown once: sign in and change it, or set MOORAGE_ADMIN_PASSWORD)", flush=True)
+                        print(
+                            "  (shown once: sign in and change it, or set MOORAGE_ADMIN_PASSWORD)", flush=True
+                        )
                 except Exception as exc:
                     log.exception("startup failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                housekeeping = asyncio.create_task(self._housekeeping())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self.components.db.close()
+                housekeeping.cancel()
+                await self.services.db.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
 
 def create_app(settings: Settings) -> MoorageApp:
-    return MoorageApp(build_components(settings))
+    return MoorageApp(build_services(settings))
 
 
 def create_app_from_environment() -> MoorageApp:

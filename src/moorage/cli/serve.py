@@ -6,17 +6,16 @@ import asyncio
 import logging
 import os
 
-from moorage.app import SETTINGS_ENV
-from moorage.config import Settings
+from moorage.config import SETTINGS_ENV, Settings
 
 
 def prepare(settings: Settings) -> None:
     """Migrate the database, create the signing key and the first administrator, once, before
     any worker starts; print a generated administrator password (this is the only time it shows)."""
-    from moorage.app import build_components
+    from moorage.services.container import build_services
 
     async def run() -> str | None:
-        components = build_components(settings)
+        components = build_services(settings)
         try:
             return await components.prepare()
         finally:
@@ -25,12 +24,20 @@ def prepare(settings: Settings) -> None:
     generated = asyncio.run(run())
     if generated:
         print(f"Created the administrator 'admin' with password: {generated}", flush=True)
-        print("  (shown once: sign in and change it, or set MOORAGE_ADMIN_PASSWORD before the first start)", flush=True)
+        print(
+            "  (shown once: sign in and change it, or set MOORAGE_ADMIN_PASSWORD before the first start)",
+            flush=True,
+        )
 
 
 def serve(settings: Settings) -> None:
     """Migrate the database once, then start the ASGI server with ``settings.workers`` processes."""
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from moorage.cli.certs import check_serving_certificate
+
+    check_serving_certificate(settings)  # refuses to start with a certificate clients would reject
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     prepare(settings)
     os.environ[SETTINGS_ENV] = settings.model_dump_json()
@@ -42,7 +49,7 @@ def serve(settings: Settings) -> None:
     )
     if settings.server == "granian":
         from granian import Granian
-        from granian.constants import Interfaces
+        from granian.constants import Interfaces, SSLProtocols
 
         Granian(
             "moorage.app:create_app_from_environment",
@@ -53,6 +60,7 @@ def serve(settings: Settings) -> None:
             factory=True,
             ssl_cert=settings.tls_cert,
             ssl_key=settings.tls_key,
+            ssl_protocol_min=SSLProtocols.tls12,  # as uvicorn: docker and skopeo builds without TLS 1.3 exist
         ).serve()
         return
     import uvicorn

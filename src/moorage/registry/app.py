@@ -57,10 +57,11 @@ class RegistryApp:
         await response(scope, receive, send_with_version)
 
     async def _dispatch(self, request: Request) -> ASGIApp:
-        m = match(request.url.path)
+        # scope["path"], not request.url.path: building the URL object cost ~3% of a manifest GET.
+        m = match(request.scope["path"])
         try:
             if m is None:
-                raise NameInvalid(f"no registry API route matches {request.url.path[:200]!r}")
+                raise NameInvalid(f"no registry API route matches {request.scope['path'][:200]!r}")
             methods, handler = _HANDLERS[m.route]
             if request.method not in methods:
                 return error_response(
@@ -71,7 +72,9 @@ class RegistryApp:
             request.state.caller = await self.ctx.auth.authorize(request, m)
             return await handler(self.ctx, request, m)
         except AuthChallenge as exc:
-            return error_response(exc, headers={"WWW-Authenticate": self.ctx.auth.challenge_header(request, exc)})
+            return error_response(
+                exc, headers={"WWW-Authenticate": self.ctx.auth.challenge_header(request, exc)}
+            )
         except TooManyRequests as exc:
             retry = exc.detail.get("retryAfter") if isinstance(exc.detail, dict) else None
             return error_response(exc, headers={"Retry-After": str(retry or 60)})

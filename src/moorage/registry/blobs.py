@@ -56,7 +56,11 @@ def _upload_headers(name: str, upload_id: str, size: int) -> dict[str, str]:
 def _blob_created(name: str, digest: str) -> Response:
     return Response(
         status_code=201,
-        headers={"Location": f"/v2/{name}/blobs/{digest}", "Docker-Content-Digest": digest, "Content-Length": "0"},
+        headers={
+            "Location": f"/v2/{name}/blobs/{digest}",
+            "Docker-Content-Digest": digest,
+            "Content-Length": "0",
+        },
     )
 
 
@@ -93,9 +97,14 @@ async def upload_start(ctx: RegistryContext, request: Request, m: Match) -> Resp
     params = request.query_params
     mount, source, digest = params.get("mount"), params.get("from"), params.get("digest")
     # Mount only from a repository the caller may pull from; otherwise fall back to an upload.
-    if mount and source and await ctx.auth.may_pull(request.state.caller, source):
-        if await ctx.blobs.mount(name, mount, source):
-            return _blob_created(name, mount)
+    # A source name that is not a name at all is bad input, refused like any other.
+    if (
+        mount
+        and source
+        and await ctx.auth.may_pull(request.state.caller, validate_name(source))
+        and await ctx.blobs.mount(name, mount, source)
+    ):
+        return _blob_created(name, mount)
     if digest:
         loc = await ctx.blobs.put_monolithic(name, digest, _checked_body(request))
         return _blob_created(name, loc.digest)
@@ -139,4 +148,3 @@ async def upload(ctx: RegistryContext, request: Request, m: Match) -> Response:
             raise RangeInvalid(f"chunk starts at {span[0]} but the upload holds {current} bytes")
     loc = await ctx.blobs.complete(name, upload_id, digest, chunks)
     return _blob_created(name, loc.digest)
-

@@ -14,7 +14,9 @@ from moorage.registry.routing import Match
 async def _read_limited(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"manifest of {declared} bytes exceeds the limit of {limit} bytes", {"limit": limit})
+        raise PayloadTooLarge(
+            f"manifest of {declared} bytes exceeds the limit of {limit} bytes", {"limit": limit}
+        )
     body = bytearray()
     async for chunk in request.stream():
         body += chunk

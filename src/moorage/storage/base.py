@@ -54,7 +54,9 @@ class BlobStore(Protocol):
         """Start an empty upload session."""
         ...
 
-    async def upload_append(self, upload_id: str, chunks: AsyncIterable[bytes], limit: int | None = None) -> int:
+    async def upload_append(
+        self, upload_id: str, chunks: AsyncIterable[bytes], limit: int | None = None
+    ) -> int:
         """Append ``chunks`` to the upload; returns the new total size.
 
         ``limit`` bounds the total size: past it, ``UploadTooLarge`` is raised and the
