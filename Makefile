@@ -3,7 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-DEB_TOOLS := skopeo docker-registry
+# command:Debian package, for the tools the end-to-end and scanner tests drive
+DEB_TOOLS := skopeo:skopeo docker-registry:docker-registry go:golang-go openssl:openssl
 
 .PHONY: run test deps test-deps system-deps services lint typecheck pytest bench clean
 
@@ -21,7 +22,7 @@ run: deps
 
 ## Debian tools the end-to-end tests drive (installed only when missing).
 system-deps:
-	@missing=""; for t in $(DEB_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	@missing=""; for t in $(DEB_TOOLS); do command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null; \

@@ -1,0 +1,1 @@
+"""Vulnerability scanner infrastructure: layer reading, package inventories and matching."""
