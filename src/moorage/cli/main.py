@@ -12,11 +12,13 @@ from moorage.cli.admin import admin_app
 from moorage.cli.app import register as register_app_client
 from moorage.cli.certs import certs_app
 from moorage.cli.options import ConfigOption, DataDirOption
+from moorage.cli.vulndb import vulndb_app
 from moorage.config import load_settings
 
 app = typer.Typer(help="Moorage: a secure, self-hosted OCI registry.", no_args_is_help=True)
 app.add_typer(certs_app, name="certs")
 app.add_typer(admin_app, name="admin")
+app.add_typer(vulndb_app, name="vulndb")
 register_app_client(app)
 
 

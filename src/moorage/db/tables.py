@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -252,4 +253,38 @@ audit_log = Table(
     Column("detail", Text, nullable=True),  # JSON
     Column("remote_addr", String(64), nullable=True),
     Index(None, "at"),
+)
+
+# --- Vulnerability database (OSV records, imported offline) ---
+
+# One row per completed import: the database's version and when it was imported.
+vulndb_imports = Table(
+    "vulndb_imports",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version", String(80), nullable=False),  # digest of every (id, modified, withdrawn) held
+    Column("imported_at", DateTime(timezone=True), nullable=False),
+    Column("counts", Text, nullable=False),  # JSON: per ecosystem, added/updated/unchanged, invalid
+)
+
+vulnerabilities = Table(
+    "vulnerabilities",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    Column("modified", DateTime(timezone=True), nullable=False),
+    Column("withdrawn", DateTime(timezone=True), nullable=True),
+    Column("record", Text, nullable=False),  # the OSV record, JSON as imported
+    Column("summary", Text, nullable=True),
+    Column("severity", String(16), nullable=True),  # critical | high | medium | low
+    Column("score", Float, nullable=True),
+)
+
+# The (ecosystem, name) pairs a record names, for lookup; names normalized (PEP 503 for PyPI).
+vulnerability_packages = Table(
+    "vulnerability_packages",
+    metadata,
+    Column("vuln_id", String(255), ForeignKey("vulnerabilities.id", ondelete="CASCADE"), primary_key=True),
+    Column("ecosystem", String(100), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Index(None, "ecosystem", "name"),
 )

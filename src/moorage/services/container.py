@@ -21,6 +21,7 @@ from moorage.services.manifests import ManifestService
 from moorage.services.passwords import PasswordHashing
 from moorage.services.repositories import RepositoryService
 from moorage.services.tokens import TokenService
+from moorage.services.vulndb import VulnDbService
 from moorage.storage.filesystem import FilesystemBlobStore
 
 
@@ -40,6 +41,7 @@ class Services:
     manifests: ManifestService
     repositories: RepositoryService
     artifacts: ArtifactService
+    vulndb: VulnDbService
 
     async def prepare(self) -> str | None:
         """Migrate, make sure a signing key and the first administrator exist.
@@ -78,6 +80,7 @@ def build_services(settings: Settings, clock: Clock = utcnow) -> Services:
     manifests = ManifestService(db, blobs, clock, settings.max_manifest_size)
     repositories = RepositoryService(db, clock, access, audit)
     artifacts = ArtifactService(db, access, blobs)
+    vulndb = VulnDbService(db, clock)
     return Services(
         settings,
         clock,
@@ -93,4 +96,5 @@ def build_services(settings: Settings, clock: Clock = utcnow) -> Services:
         manifests,
         repositories,
         artifacts,
+        vulndb,
     )

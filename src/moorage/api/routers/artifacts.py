@@ -56,4 +56,6 @@ async def manifest_detail(
     include_in_schema=False,
 )
 async def read_only(namespace: str, name: str) -> JSONResponse:
-    return error_response(405, "method_not_allowed", "this resource is read-only: use GET", headers={"Allow": "GET"})
+    return error_response(
+        405, "method_not_allowed", "this resource is read-only: use GET", headers={"Allow": "GET"}
+    )
