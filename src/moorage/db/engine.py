@@ -1,18 +1,34 @@
 """Connections: one ``Database`` per process, with separate read and write transactions.
 
 SQLite (the embedded default) runs in WAL mode; write transactions start with
-``BEGIN IMMEDIATE`` so concurrent writers queue on the busy timeout instead of failing
-when a read lock cannot be upgraded. PostgreSQL runs at READ COMMITTED with the
-statements written to be safe under concurrency (``ON CONFLICT`` upserts).
+``BEGIN IMMEDIATE`` so a read lock never has to be upgraded. PostgreSQL runs at READ
+COMMITTED with the statements written to be safe under concurrency (``ON CONFLICT`` upserts).
+
+SQLite calls run inline on the event loop rather than in aiosqlite's thread: the queries
+are indexed point lookups that take microseconds, while a hop to a thread and back costs
+~50-100 us each, several times per transaction, and was most of the CPU of a manifest GET.
+What could block is kept off the loop: WAL readers never wait for a writer; writers of this
+process take turns on an ``asyncio.Lock`` (no in-process busy waiting), and the worker
+processes on an ``flock`` of ``<database>.writelock``, waited for in a thread (the kernel
+wakes the waiter at once; SQLite's busy handler polls with growing sleeps, which let one
+worker starve the other). ``BEGIN IMMEDIATE`` against any other writer (a CLI command) is
+retried with ``asyncio.sleep``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import fcntl
+import os
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Generator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
@@ -20,6 +36,95 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process's write transaction
+
+
+class _InlineSqlite(aiosqlite.Connection):
+    """aiosqlite's interface over a ``sqlite3`` connection used on the calling thread."""
+
+    def __await__(self) -> Generator[Any, None, _InlineSqlite]:
+        return self._connect().__await__()
+
+    async def _connect(self) -> _InlineSqlite:
+        if self._connection is None:
+            self._connection = self._connector()
+        return self
+
+    async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if not self._running or self._connection is None:
+            raise ValueError("Connection closed")
+        return fn(*args, **kwargs)
+
+    def stop(self) -> None:
+        self._running = False
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    async def close(self) -> None:
+        self.stop()
+
+
+def _sqlite_connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
+    # isolation_level=None: no implicit BEGIN; transactions are begun explicitly below.
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=_BUSY_TIMEOUT)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+    return conn
+
+
+def _driver(conn: AsyncConnection) -> sqlite3.Connection:
+    """The ``sqlite3`` connection under an inline SQLite ``AsyncConnection``."""
+    return conn.sync_connection.connection.driver_connection._conn  # type: ignore[union-attr,no-any-return]
+
+
+class _ProcessLock:
+    """An exclusive ``flock`` shared by every process that opens the same database."""
+
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    async def acquire(self) -> None:
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        waiter = asyncio.get_running_loop().run_in_executor(None, fcntl.flock, self.fd, fcntl.LOCK_EX)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), _BUSY_TIMEOUT)
+        except BaseException as exc:
+            # Cancelled or timed out: the thread may still get the lock; give it back then.
+            waiter.add_done_callback(self._release_if_acquired)
+            if isinstance(exc, asyncio.TimeoutError):
+                raise sqlite3.OperationalError("database is locked by another process") from None
+            raise
+
+    def _release_if_acquired(self, waiter: asyncio.Future[None]) -> None:
+        if not waiter.cancelled() and waiter.exception() is None:
+            self.release()
+
+    def release(self) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+async def _begin_immediate(raw: sqlite3.Connection) -> None:
+    """``BEGIN IMMEDIATE`` without blocking the event loop while another process writes."""
+    delay, deadline = 0.0005, time.monotonic() + _BUSY_TIMEOUT
+    while True:
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.005)
 
 
 class Database:
@@ -30,9 +135,16 @@ class Database:
         self.schema = schema
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
-        if self.dialect == "sqlite":
-            if parsed.database:
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        self._write_lock: asyncio.Lock | None = None
+        self._process_lock: _ProcessLock | None = None
+        if self.dialect == "sqlite" and parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            self._reader = self._inline_sqlite_engine(url, parsed.database, busy_timeout_ms=30000)
+            # The writer never lets SQLite sleep on a lock: _begin_immediate retries instead.
+            self._writer = self._inline_sqlite_engine(url, parsed.database, busy_timeout_ms=0)
+            self._write_lock = asyncio.Lock()
+            self._process_lock = _ProcessLock(parsed.database + ".writelock")
+        elif self.dialect == "sqlite":
             self._reader = self._sqlite_engine(url, immediate=False)
             self._writer = self._sqlite_engine(url, immediate=True)
         else:
@@ -40,10 +152,20 @@ class Database:
             if schema:
                 connect_args["server_settings"] = {"search_path": schema}
             self._reader = create_async_engine(
-                url, pool_size=pool_size, max_overflow=pool_size * 2, connect_args=connect_args,
+                url,
+                pool_size=pool_size,
+                max_overflow=pool_size * 2,
+                connect_args=connect_args,
                 pool_pre_ping=True,
             )
             self._writer = self._reader
+
+    @staticmethod
+    def _inline_sqlite_engine(url: str, path: str, busy_timeout_ms: int) -> AsyncEngine:
+        def creator() -> _InlineSqlite:
+            return _InlineSqlite(partial(_sqlite_connect, path, busy_timeout_ms), 64)
+
+        return create_async_engine(url, async_creator=creator, pool_size=20, max_overflow=20)
 
     @staticmethod
     def _sqlite_engine(url: str, immediate: bool) -> AsyncEngine:
@@ -69,17 +191,43 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A short read-only transaction."""
-        async with self._reader.connect() as conn, conn.begin():
-            yield conn
+        async with self._reader.connect() as conn:
+            if self._write_lock is not None:
+                _driver(conn).execute("BEGIN")
+            async with conn.begin():
+                yield conn
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction: committed when the block ends, rolled back on any error."""
-        async with self._writer.connect() as conn, conn.begin():
-            yield conn
+        if self._write_lock is None:
+            async with self._writer.connect() as conn, conn.begin():
+                yield conn
+            return
+        assert self._process_lock is not None
+        async with self._write_lock:
+            await self._process_lock.acquire()
+            try:
+                async with self._writer.connect() as conn:
+                    await _begin_immediate(_driver(conn))
+                    async with conn.begin():
+                        yield conn
+            finally:
+                self._process_lock.release()
 
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""
+        if self._write_lock is not None:
+            # Several processes may start at once: a thread-backed engine whose BEGIN
+            # IMMEDIATE waits on SQLite's busy timeout serialises them.
+            engine = self._sqlite_engine(self.url, immediate=True)
+            try:
+                async with engine.connect() as conn:
+                    await conn.run_sync(_upgrade, self.schema)
+                    await conn.commit()
+            finally:
+                await engine.dispose()
+            return
         async with self._writer.connect() as conn:
             if self.dialect == "postgresql":
                 # Several processes may start at once: one migrates, the others wait.
@@ -93,6 +241,9 @@ class Database:
                     await conn.commit()
 
     async def close(self) -> None:
+        if self._process_lock is not None:
+            self._process_lock.close()
+            self._process_lock = None
         await self._reader.dispose()
         if self._writer is not self._reader:
             await self._writer.dispose()
