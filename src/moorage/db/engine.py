@@ -84,9 +84,12 @@ class _ProcessLock:
     """An exclusive ``flock`` shared by every process that opens the same database."""
 
     def __init__(self, path: str) -> None:
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self.path = path
+        self.fd: int | None = None
 
     async def acquire(self) -> None:
+        if self.fd is None:  # opened lazily, so a closed Database can be used again like its engines
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return
@@ -107,10 +110,13 @@ class _ProcessLock:
             self.release()
 
     def release(self) -> None:
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
-        os.close(self.fd)
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 async def _begin_immediate(raw: sqlite3.Connection) -> None:
@@ -243,7 +249,6 @@ class Database:
     async def close(self) -> None:
         if self._process_lock is not None:
             self._process_lock.close()
-            self._process_lock = None
         await self._reader.dispose()
         if self._writer is not self._reader:
             await self._writer.dispose()
