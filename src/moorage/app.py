@@ -17,6 +17,7 @@ from moorage import __version__
 from moorage.api.app import PREFIX as API_PREFIX
 from moorage.api.app import create_api
 from moorage.config import SETTINGS_ENV, Settings, load_settings
+from moorage.jobs.scans import ScanWorker
 from moorage.registry.app import RegistryApp
 from moorage.registry.auth import RegistryAuth
 from moorage.registry.context import RegistryContext
@@ -119,9 +120,17 @@ class MoorageApp:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 housekeeping = asyncio.create_task(self._housekeeping())
+                concurrency = self.services.settings.scan_concurrency
+                scanner = asyncio.create_task(
+                    ScanWorker(self.services.scanning, concurrency).run()
+                    if concurrency > 0
+                    else asyncio.sleep(0)
+                )
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 housekeeping.cancel()
+                scanner.cancel()
+                await asyncio.gather(housekeeping, scanner, return_exceptions=True)
                 await self.services.db.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -52,6 +52,18 @@ class Settings(BaseSettings):
     max_manifest_size: int = Field(4 * MiB, ge=1024, description="Largest manifest accepted, bytes.")
     max_upload_size: int = Field(64 * GiB, ge=1, description="Largest blob accepted, bytes.")
     upload_expiry_hours: float = Field(24.0, gt=0, description="Idle uploads older than this are discarded.")
+    scan_concurrency: int = Field(
+        2, ge=0, le=64, description="Scans run at once by this process; 0: this process runs no scans."
+    )
+    scan_on_push_default: bool = Field(
+        True, description="Scan what is pushed, for repositories that do not set scan_on_push themselves."
+    )
+    scan_max_unpacked_bytes: int = Field(
+        8 * GiB,
+        ge=1,
+        description="Largest unpacked size of one layer the scanner reads (decompression bombs).",
+    )
+    scan_max_files: int = Field(2_000_000, ge=1, description="Most entries in one layer the scanner reads.")
     log_level: str = Field("info", pattern="^(critical|error|warning|info|debug)$")
     admin_password: str | None = Field(
         None,

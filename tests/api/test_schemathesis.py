@@ -50,6 +50,8 @@ def st_app(tmp_path_factory: pytest.TempPathFactory, st_backend: Backend) -> Ite
             st_backend,
             auth_cache_seconds=300,  # the administrator's password is checked once
             login_max_failures=100_000,  # schemathesis probes with invalid credentials on purpose
+            # the lifespan runs on schemathesis' own event loop, requests on another: no scan worker
+            scan_concurrency=0,
         )
     )
     yield app

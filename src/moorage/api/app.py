@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from moorage import __version__
 from moorage.api import errors
 from moorage.api.deps import ApiServices
-from moorage.api.routers import artifacts, audit, organizations, repositories, teams, tokens, users
+from moorage.api.routers import artifacts, audit, organizations, repositories, system, teams, tokens, users
 from moorage.services.container import Services
 
 PREFIX = "/api/v1"
@@ -37,7 +37,7 @@ def _build() -> FastAPI:
     errors.install(api)
     # Order matters for /repositories/{namespace}/{name:path}: sub-resources (tags,
     # manifests) must be included before repositories.router.
-    for module in (users, organizations, teams, tokens, audit, artifacts, repositories):
+    for module in (users, organizations, teams, tokens, audit, system, artifacts, repositories):
         api.include_router(module.router, responses=errors.ERROR_RESPONSES)
     return api
 

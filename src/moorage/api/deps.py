@@ -20,6 +20,8 @@ from moorage.services.artifacts import ArtifactService
 from moorage.services.audit import AuditLog
 from moorage.services.authn import Authenticator
 from moorage.services.repositories import RepositoryService
+from moorage.services.scanning import ScanService
+from moorage.services.vulndb import VulnDbService
 
 #: Longest ``Authorization`` header looked at; longer ones are refused unread.
 MAX_AUTHORIZATION_LENGTH = 8192
@@ -33,11 +35,19 @@ class ApiServices:
     audit: AuditLog
     authn: Authenticator
     artifacts: ArtifactService
+    scanning: ScanService
+    vulndb: VulnDbService
 
     @classmethod
     def of(cls, services: container.Services) -> ApiServices:
         return cls(
-            services.accounts, services.repositories, services.audit, services.authn, services.artifacts
+            services.accounts,
+            services.repositories,
+            services.audit,
+            services.authn,
+            services.artifacts,
+            services.scanning,
+            services.vulndb,
         )
 
 

@@ -266,7 +266,7 @@ class PlatformOut(Output):
 
 
 class ScanSummary(Output):
-    status: str
+    status: Literal["not_scanned", "pending", "scanning", "completed", "failed"]
     critical: int = 0
     high: int = 0
     medium: int = 0
@@ -287,7 +287,9 @@ class Tag(Output):
     size: int = Field(description="Bytes of the manifest and everything it references.")
     pushed_at: UtcDatetime
     pushed_by: str | None
-    scan: ScanSummary | None = Field(None, description="null until the manifest is scanned.")
+    scan: ScanSummary | None = Field(
+        None, description="The scan's status and counts; an application's aggregates its images."
+    )
 
 
 class ManifestDetail(Output):
@@ -309,3 +311,72 @@ class ManifestDetail(Output):
     layers: list[dict[str, Any]] | None = None
     manifests: list[dict[str, Any]] | None = None
     bundle: dict[str, Any] | None = None
+
+
+# -- scans and the vulnerability database ------------------------------------------------
+ScanStatus = Literal["not_scanned", "pending", "scanning", "completed", "failed"]
+
+
+class SeverityCounts(Output):
+    critical: int = 0
+    high: int = 0
+    medium: int = 0
+    low: int = 0
+
+
+class FindingOut(Output):
+    id: str
+    aliases: list[str]
+    severity: str | None
+    score: float | None
+    package: str
+    ecosystem: str
+    version: str
+    fixed_versions: list[str]
+    layer: str | None
+    path: str | None
+    summary: str | None
+    override: dict[str, Any] | None = Field(None, description="For hidden findings: the override hiding it.")
+
+
+class ComponentScan(Output):
+    name: str
+    reference: str | None
+    digest: str
+    status: ScanStatus
+    summary: SeverityCounts
+
+
+class PlatformScan(Output):
+    os: str | None
+    architecture: str | None
+    variant: str | None
+    digest: str
+    status: ScanStatus
+    summary: SeverityCounts
+
+
+class VulnerabilityReport(Output):
+    """A manifest's scan: for an application also ``components``, for a multi-arch image ``platforms``."""
+
+    status: ScanStatus
+    summary: SeverityCounts
+    findings: list[FindingOut]
+    hidden: list[FindingOut]
+    components: list[ComponentScan] | None = None
+    platforms: list[PlatformScan] | None = None
+
+
+class OverrideCreate(Input):
+    id: Annotated[str, Field(min_length=1, max_length=255, pattern=NO_NUL), _Clean]
+    package: Annotated[str, Field(min_length=1, max_length=255, pattern=NO_NUL), _Clean] = "*"
+    note: LongText | None = None
+
+
+class VulnDbInfo(Output):
+    version: str | None
+    imported_at: UtcDatetime | None
+    records: int
+    withdrawn: int
+    ecosystems: dict[str, int]
+    last_import: dict[str, Any] | None

@@ -57,11 +57,13 @@ def import_(
     with Progress(*columns, transient=True, disable=total is not None and total < 2000) as bar:
         task = bar.add_task("import", total=total)
 
-        async def action(c: Services) -> ImportReport:
-            return await c.vulndb.import_path(path, progress=lambda n: bar.update(task, completed=n))
+        async def action(c: Services) -> tuple[ImportReport, int]:
+            imported = await c.vulndb.import_path(path, progress=lambda n: bar.update(task, completed=n))
+            return imported, await c.scanning.rescan_all()  # re-match from stored inventories
 
-        report = run(settings, action)
+        report, rematched = run(settings, action)
     _print_report(report)
+    typer.echo(f"re-matched {rematched} scans against the new data")
 
 
 def _print_report(report: ImportReport) -> None:

@@ -188,6 +188,7 @@ repository_settings = Table(
     Column("description", Text, nullable=True),
     Column("immutable_tags", Boolean, nullable=False, default=False),
     Column("created_by", String(255), nullable=True),
+    Column("scan_on_push", Boolean, nullable=True),  # None: the global default (scan_on_push_default)
     Index(None, "namespace_id"),
 )
 
@@ -287,4 +288,67 @@ vulnerability_packages = Table(
     Column("ecosystem", String(100), primary_key=True),
     Column("name", String(255), primary_key=True),
     Index(None, "ecosystem", "name"),
+)
+
+# --- Scans (issue 5): per-layer inventories, scan jobs and their findings, overrides ---
+
+# A layer's package inventory (``LayerInventory.to_json``), read once per layer digest.
+layer_inventories = Table(
+    "layer_inventories",
+    metadata,
+    Column("digest", DIGEST, primary_key=True),
+    Column("inventory", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# One scan per manifest of a repository; its pending rows are the scan queue.
+scans = Table(
+    "scans",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
+    Column("digest", DIGEST, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | scanning | completed | failed
+    Column("reason", Text, nullable=True),
+    Column("vulndb_version", String(80), nullable=True),
+    Column("queued_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    UniqueConstraint("repository_id", "digest"),
+    Index(None, "status"),
+)
+
+scan_findings = Table(
+    "scan_findings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("scan_id", Integer, ForeignKey("scans.id", ondelete="CASCADE"), nullable=False),
+    Column("vuln_id", String(255), nullable=False),
+    Column("package", String(255), nullable=False),
+    Column("ecosystem", String(100), nullable=False),
+    Column("version", String(255), nullable=False),
+    Column("fixed_versions", Text, nullable=False),  # JSON list
+    Column("severity", String(16), nullable=True),
+    Column("score", Float, nullable=True),
+    Column("layer", DIGEST, nullable=True),
+    Column("path", Text, nullable=True),
+    Column("summary", Text, nullable=True),
+    Column("aliases", Text, nullable=False),  # JSON list
+    Column("purl", Text, nullable=True),
+    Index(None, "scan_id"),
+)
+
+# A repository admin hides a vulnerability for one package ("*": every package).
+vulnerability_overrides = Table(
+    "vulnerability_overrides",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
+    Column("vuln_id", String(255), nullable=False),
+    Column("package", String(255), nullable=False),
+    Column("note", Text, nullable=True),
+    Column("created_by", String(255), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("repository_id", "vuln_id", "package"),
 )

@@ -16,6 +16,7 @@ from moorage.oci.manifest import parse_manifest
 from moorage.services.access import AccessService, Level, Principal
 from moorage.services.blobs import BlobService
 from moorage.services.errors import NotFound
+from moorage.services.scanning import ScanService
 
 _MAX_CONFIG = 4 << 20
 
@@ -31,6 +32,8 @@ class ArtifactService:
     db: Database
     access: AccessService
     blobs: BlobService
+    #: the scans behind each tag's ``scan`` summary (wired in services/container.py)
+    scans: ScanService | None = None
 
     async def _repo(self, actor: Principal | None, repository: str) -> int:
         access = await self.access.repository(actor, repository)
@@ -49,6 +52,9 @@ class ArtifactService:
             rows = await q.tags_with_manifests(conn, rid)
             indexes = [r.manifest.id for r in rows if r.manifest.kind == MULTI_ARCH]
             children = await q.child_platforms(conn, rid, indexes)
+        scans = (
+            await self.scans.summaries(repository, [r.manifest.digest for r in rows]) if self.scans else {}
+        )
         out = []
         for row in rows:
             m = row.manifest
@@ -70,7 +76,7 @@ class ArtifactService:
                     "size": m.total_size,
                     "pushedAt": row.updated_at,
                     "pushedBy": row.updated_by,
-                    "scan": None,
+                    "scan": scans.get(m.digest),
                 }
             )
         return out

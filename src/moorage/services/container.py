@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from moorage.config import Settings
 from moorage.db.engine import Database
+from moorage.scanner.layers import Limits
 from moorage.services.access import AccessService
 from moorage.services.accounts import AccountService
 from moorage.services.artifacts import ArtifactService
@@ -20,6 +21,7 @@ from moorage.services.clock import Clock, utcnow
 from moorage.services.manifests import ManifestService
 from moorage.services.passwords import PasswordHashing
 from moorage.services.repositories import RepositoryService
+from moorage.services.scanning import ScanService
 from moorage.services.tokens import TokenService
 from moorage.services.vulndb import VulnDbService
 from moorage.storage.filesystem import FilesystemBlobStore
@@ -42,6 +44,7 @@ class Services:
     repositories: RepositoryService
     artifacts: ArtifactService
     vulndb: VulnDbService
+    scanning: ScanService
 
     async def prepare(self) -> str | None:
         """Migrate, make sure a signing key and the first administrator exist.
@@ -81,6 +84,18 @@ def build_services(settings: Settings, clock: Clock = utcnow) -> Services:
     repositories = RepositoryService(db, clock, access, audit)
     artifacts = ArtifactService(db, access, blobs)
     vulndb = VulnDbService(db, clock)
+    scanning = ScanService(
+        db,
+        store,
+        vulndb,
+        access,
+        clock,
+        Limits(max_unpacked_bytes=settings.scan_max_unpacked_bytes, max_files=settings.scan_max_files),
+        settings.scan_concurrency,
+        settings.scan_on_push_default,
+    )
+    manifests.on_push = scanning.on_push
+    artifacts.scans = scanning
     return Services(
         settings,
         clock,
@@ -97,4 +112,5 @@ def build_services(settings: Settings, clock: Clock = utcnow) -> Services:
         repositories,
         artifacts,
         vulndb,
+        scanning,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,8 @@ class ManifestService:
     blobs: BlobService
     clock: Clock
     max_manifest_size: int
+    #: called after a manifest is stored, with (repository, digest, kind): scan on push subscribes here
+    on_push: Callable[[str, str, str], Awaitable[None]] | None = None
 
     async def get(self, repository: str, reference: str) -> PulledManifest:
         validate_name(repository)
@@ -144,6 +147,8 @@ class ManifestService:
                         {"repository": repository, "tag": tag},
                     )
                 await q.set_tag(conn, rid, tag, manifest_id, now, pushed_by)
+        if self.on_push is not None:
+            await self.on_push(repository, str(digest), classification.kind)
         return PushedManifest(
             str(digest), manifest.subject.digest if manifest.subject else None, classification
         )

@@ -5,14 +5,21 @@ Included before the repositories router, whose ``{name:path}`` would otherwise t
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import JSONResponse, Response
 
 from moorage.api.deps import CurrentPrincipal, Services
 from moorage.api.errors import error_response
-from moorage.api.models import NO_NUL, ManifestDetail, Tag
+from moorage.api.models import (
+    NO_NUL,
+    ManifestDetail,
+    OverrideCreate,
+    ScanSummary,
+    Tag,
+    VulnerabilityReport,
+)
 
 router = APIRouter(tags=["artifacts"])
 Namespace = Annotated[str, Path(max_length=255, pattern=NO_NUL)]
@@ -43,19 +50,104 @@ async def manifest_detail(
     )
 
 
+@router.get(
+    "/repositories/{namespace}/{name:path}/manifests/{digest}/vulnerabilities",
+    summary="A manifest's scan: status, counts, findings, hidden findings; an application's components, "
+    "a multi-arch image's platforms",
+)
+async def vulnerabilities(
+    svc: Services, principal: CurrentPrincipal, namespace: Namespace, name: RepoName, digest: Digest
+) -> VulnerabilityReport:
+    return VulnerabilityReport.model_validate(
+        await svc.scanning.vulnerabilities(principal, f"{namespace}/{name}", digest)
+    )
+
+
+@router.get(
+    "/repositories/{namespace}/{name:path}/manifests/{digest}/sbom",
+    summary="The SBOM of a scanned manifest, as CycloneDX 1.5 JSON",
+    response_model=dict[str, Any],
+)
+async def sbom(
+    svc: Services, principal: CurrentPrincipal, namespace: Namespace, name: RepoName, digest: Digest
+) -> JSONResponse:
+    document = await svc.scanning.sbom(principal, f"{namespace}/{name}", digest)
+    return JSONResponse(document, media_type="application/vnd.cyclonedx+json")
+
+
+@router.post(
+    "/repositories/{namespace}/{name:path}/manifests/{digest}/scan",
+    status_code=202,
+    summary="Queue a scan of a manifest (read-write access and up)",
+)
+async def start_scan(
+    svc: Services, principal: CurrentPrincipal, namespace: Namespace, name: RepoName, digest: Digest
+) -> ScanSummary:
+    return ScanSummary.model_validate(
+        await svc.scanning.request_scan(principal, f"{namespace}/{name}", digest)
+    )
+
+
+@router.post(
+    "/repositories/{namespace}/{name:path}/manifests/{digest}/vulnerabilities/overrides",
+    status_code=204,
+    summary="Hide a vulnerability for a package ('*': every package) in this repository (repository admins)",
+)
+async def add_override(
+    svc: Services,
+    principal: CurrentPrincipal,
+    namespace: Namespace,
+    name: RepoName,
+    digest: Digest,
+    body: OverrideCreate,
+) -> Response:
+    await svc.scanning.add_override(principal, f"{namespace}/{name}", body.id, body.package, body.note)
+    return Response(status_code=204)
+
+
+@router.delete(
+    "/repositories/{namespace}/{name:path}/manifests/{digest}/vulnerabilities/overrides",
+    status_code=204,
+    summary="Remove a vulnerability override (repository admins)",
+)
+async def remove_override(
+    svc: Services,
+    principal: CurrentPrincipal,
+    namespace: Namespace,
+    name: RepoName,
+    digest: Digest,
+    id: Annotated[str, Query(min_length=1, max_length=255, pattern=NO_NUL)],
+    package: Annotated[str, Query(min_length=1, max_length=255, pattern=NO_NUL)] = "*",
+) -> Response:
+    await svc.scanning.remove_override(principal, f"{namespace}/{name}", id, package)
+    return Response(status_code=204)
+
+
 # The paths above also match the repository item route ({name:path} could end in "/tags"):
 # other methods on them are answered here, so they are not taken as a repository name.
-@router.api_route(
-    "/repositories/{namespace}/{name:path}/tags",
-    methods=["POST", "PUT", "PATCH", "DELETE"],
-    include_in_schema=False,
-)
-@router.api_route(
-    "/repositories/{namespace}/{name:path}/manifests/{digest}",
-    methods=["POST", "PUT", "PATCH", "DELETE"],
-    include_in_schema=False,
-)
-async def read_only(namespace: str, name: str) -> JSONResponse:
-    return error_response(
-        405, "method_not_allowed", "this resource is read-only: use GET", headers={"Allow": "GET"}
+_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
+_PREFIX = "/repositories/{namespace}/{name:path}/manifests/{digest}"
+_ALLOWED = {
+    "/repositories/{namespace}/{name:path}/tags": ("GET",),
+    _PREFIX: ("GET",),
+    f"{_PREFIX}/vulnerabilities": ("GET",),
+    f"{_PREFIX}/sbom": ("GET",),
+    f"{_PREFIX}/scan": ("POST",),
+    f"{_PREFIX}/vulnerabilities/overrides": ("POST", "DELETE"),
+}
+
+
+def _not_allowed(allowed: tuple[str, ...]) -> Any:
+    async def handler(namespace: str, name: str) -> JSONResponse:
+        methods = ", ".join(allowed)
+        return error_response(
+            405, "method_not_allowed", f"use {methods} on this resource", headers={"Allow": methods}
+        )
+
+    return handler
+
+
+for _path, _allowed in _ALLOWED.items():
+    router.add_api_route(
+        _path, _not_allowed(_allowed), methods=sorted(_METHODS - set(_allowed)), include_in_schema=False
     )
