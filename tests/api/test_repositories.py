@@ -27,6 +27,7 @@ async def test_create_get_update_delete(client: httpx.AsyncClient) -> None:
         "immutableTags": True,
         "createdAt": body["createdAt"],
         "level": "admin",
+        "scanOnPush": None,
     }
     assert (await client.get(f"{API}/repositories/admin/words")).json() == body
     r = await client.patch(

@@ -346,6 +346,35 @@ async def test_manual_scan_needs_read_write_and_scan_on_push_can_be_off(
         await application.services.db.close()
 
 
+async def test_a_repository_setting_overrides_the_scan_on_push_default(
+    tmp_path: Path, backend: Any, osv_django: Path
+) -> None:
+    settings = make_settings(tmp_path / "data", backend, scan_on_push_default=False)
+    application = create_app(settings)
+    await application.services.prepare()
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=application),
+            base_url="http://moorage.test",
+            auth=("admin", settings.admin_password or ""),
+        ) as client:
+            namespace = REPO.split("/")[0]
+            assert (await client.post("/api/v1/organizations", json={"name": namespace})).status_code == 201
+            r = await client.post("/api/v1/repositories", json={"name": REPO, "scanOnPush": True})
+            assert r.status_code == 201, r.text
+            assert r.json()["scanOnPush"] is True
+            image = oci_image([django_layer()])
+            await push(client, REPO, image, "1.0")
+            assert (await report(client, image.digest))["status"] == "pending"
+            r = await client.patch(f"/api/v1/repositories/{REPO}", json={"scanOnPush": False})
+            assert r.json()["scanOnPush"] is False
+            other = oci_image([django_layer(), layer([file("etc/motd", b"hello")])])
+            await push(client, REPO, other, "2.0")
+            assert (await report(client, other.digest))["status"] == "not_scanned"
+    finally:
+        await application.services.db.close()
+
+
 async def _wait_completed(application: MoorageApp, digest: str) -> dict[str, Any]:
     for _ in range(200):
         summary = await application.services.scanning.summary(REPO, digest)

@@ -198,6 +198,7 @@ class Repository(Output):
     immutable_tags: bool
     created_at: UtcDatetime
     level: AccessLevel = Field(description="The caller's access level on the repository.")
+    scan_on_push: bool | None = Field(description="Scan what is pushed; null: the registry's default.")
 
 
 class RepositoryPage(Page[Repository]):
@@ -209,12 +210,14 @@ class RepositoryCreate(Input):
     visibility: Visibility = "private"
     description: LongText | None = None
     immutable_tags: bool = False
+    scan_on_push: bool | None = Field(None, description="null: the registry's default")
 
 
 class RepositoryUpdate(Input):
     visibility: Visibility | None = None
     description: LongText | None = None
     immutable_tags: bool | None = None
+    scan_on_push: bool | None = None
 
 
 # -- personal access tokens ---------------------------------------------------------------

@@ -62,6 +62,7 @@ class RepositoryInfo:
     description: str | None
     immutable_tags: bool
     created_at: dt.datetime
+    scan_on_push: bool | None = None  # None: the registry's default
 
 
 # -- namespaces ---------------------------------------------------------------------------
@@ -363,6 +364,7 @@ _REPO_COLUMNS = (
     repository_settings.c.description,
     repository_settings.c.immutable_tags,
     repositories.c.created_at,
+    repository_settings.c.scan_on_push,
 )
 _REPO_FROM = repositories.join(
     repository_settings, repository_settings.c.repository_id == repositories.c.id

@@ -30,6 +30,7 @@ class Repository:
     immutable_tags: bool
     created_at: dt.datetime
     level: str  # the caller's access level
+    scan_on_push: bool | None  # None: the registry's default (scan_on_push_default)
 
     @classmethod
     def of(cls, info: qa.RepositoryInfo, level: Level) -> Repository:
@@ -41,6 +42,7 @@ class Repository:
             info.immutable_tags,
             info.created_at,
             level.label,
+            info.scan_on_push,
         )
 
 
@@ -88,6 +90,7 @@ class RepositoryService:
         visibility: str = "private",
         description: str | None = None,
         immutable_tags: bool = False,
+        scan_on_push: bool | None = None,
     ) -> Repository:
         try:
             validate_name(name)
@@ -111,7 +114,7 @@ class RepositoryService:
                 conn, name, self.clock(), actor.username if actor else None, visibility
             )
             await qa.update_repository_settings(
-                conn, rid, description=description, immutable_tags=immutable_tags
+                conn, rid, description=description, immutable_tags=immutable_tags, scan_on_push=scan_on_push
             )
             await self.audit.record(
                 "repository.create",
@@ -176,6 +179,7 @@ class RepositoryService:
         visibility: str | None = None,
         description: str | None = None,
         immutable_tags: bool | None = None,
+        scan_on_push: bool | None = None,
     ) -> Repository:
         values: dict[str, Any] = {}
         if visibility is not None:
@@ -186,6 +190,8 @@ class RepositoryService:
             values["description"] = description
         if immutable_tags is not None:
             values["immutable_tags"] = immutable_tags
+        if scan_on_push is not None:
+            values["scan_on_push"] = scan_on_push
         async with self.db.write() as conn:
             info = await self._administered(conn, actor, name, "change its settings")
             if values:

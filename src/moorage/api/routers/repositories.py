@@ -58,6 +58,7 @@ async def create_repository(svc: Services, principal: CurrentPrincipal, body: Re
         visibility=body.visibility,
         description=body.description,
         immutable_tags=body.immutable_tags,
+        scan_on_push=body.scan_on_push,
     )
     return Repository.model_validate(repo)
 
@@ -79,6 +80,7 @@ async def update_repository(
         visibility=body.visibility,
         description=body.description,
         immutable_tags=body.immutable_tags,
+        scan_on_push=body.scan_on_push,
     )
     return Repository.model_validate(repo)
 
