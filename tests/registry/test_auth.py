@@ -4,7 +4,6 @@ deleted or deactivated users, oversized or malformed credentials, path tricks, l
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.conftest import ADMIN_PASSWORD, Backend, make_settings
+from tests.registry.imagekit import MANIFEST_TYPE, push_image, sha256
 
 from moorage.app import MoorageApp, create_app
 from moorage.registry.auth import MAX_AUTHORIZATION_LENGTH
@@ -22,7 +22,6 @@ from moorage.services.errors import Forbidden, InvalidInput
 
 PASSWORD = "correct horse battery"
 BASE = "http://moorage.test"
-MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 
 AppFactory = Callable[..., Awaitable[MoorageApp]]
 
@@ -75,42 +74,6 @@ def client_for(
 
 def basic(user: str, secret: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()}
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-async def push_image(
-    client: httpx.AsyncClient, repo: str, tag: str = "v1", layer: bytes = b"a layer"
-) -> bytes:
-    config = b'{"architecture":"amd64","os":"linux"}'
-    for blob in (layer, config):
-        r = await client.post(f"/v2/{repo}/blobs/uploads/", params={"digest": sha256(blob)}, content=blob)
-        assert r.status_code == 201, r.text
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": MANIFEST_TYPE,
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": sha256(config),
-                "size": len(config),
-            },
-            "layers": [
-                {
-                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                    "digest": sha256(layer),
-                    "size": len(layer),
-                }
-            ],
-        }
-    ).encode()
-    r = await client.put(
-        f"/v2/{repo}/manifests/{tag}", content=manifest, headers={"Content-Type": MANIFEST_TYPE}
-    )
-    assert r.status_code == 201, r.text
-    return manifest
 
 
 async def tags(app: MoorageApp, repo: str) -> list[str]:

@@ -8,9 +8,7 @@ the caller may pull; mounting needs pull on the source (and push on the target).
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,13 +22,14 @@ import pytest_asyncio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from tests.conftest import ADMIN_PASSWORD, POSTGRES_URL, Backend, make_settings
+from tests.registry.imagekit import MANIFEST_TYPE, sha256
+from tests.registry.imagekit import push_image as push_one_image
 
 from moorage.app import MoorageApp, create_app
 from moorage.services.access import Principal
 
 PASSWORD = "correct horse battery"
 BASE = "http://moorage.test"
-MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 
 LEVELS = ("anonymous", "nogrant", "read-only", "read-write", "admin-team", "owner", "sysadmin")
 #: The user each level signs in as (sysadmin is the first administrator).
@@ -59,10 +58,6 @@ EXPECTED: dict[str, dict[str, str]] = {
 }
 
 
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 @dataclass
 class Content:
     repo: str
@@ -76,32 +71,7 @@ async def push_image(
     client: httpx.AsyncClient, repo: str, tag: str = "v1", layer: bytes | None = None
 ) -> Content:
     layer = layer if layer is not None else f"layer of {repo}".encode()
-    config = json.dumps({"architecture": "amd64", "os": "linux"}).encode()
-    for blob in (layer, config):
-        r = await client.post(f"/v2/{repo}/blobs/uploads/", params={"digest": sha256(blob)}, content=blob)
-        assert r.status_code == 201, r.text
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": MANIFEST_TYPE,
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": sha256(config),
-                "size": len(config),
-            },
-            "layers": [
-                {
-                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                    "digest": sha256(layer),
-                    "size": len(layer),
-                }
-            ],
-        }
-    ).encode()
-    r = await client.put(
-        f"/v2/{repo}/manifests/{tag}", content=manifest, headers={"Content-Type": MANIFEST_TYPE}
-    )
-    assert r.status_code == 201, r.text
+    manifest = await push_one_image(client, repo, tag, layer)
     return Content(repo, manifest, sha256(manifest), layer, sha256(layer))
 
 

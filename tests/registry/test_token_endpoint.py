@@ -18,6 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from tests.conftest import ADMIN_PASSWORD, Backend, make_settings
+from tests.registry.imagekit import MANIFEST_TYPE, push_image, sha256
 
 from moorage.app import MoorageApp, create_app
 from moorage.db import accounts as qa
@@ -27,7 +28,6 @@ from moorage.services.tokens import TokenService
 
 PASSWORD = "correct horse battery"
 BASE = "http://moorage.test"
-MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 TTL = 120
 
 
@@ -69,42 +69,6 @@ def client_for(app: MoorageApp, user: str | None = None, token: str | None = Non
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url=BASE, auth=auth, headers=headers
     )
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-async def push_image(
-    client: httpx.AsyncClient, repo: str, tag: str = "v1", layer: bytes = b"a layer"
-) -> bytes:
-    config = b'{"architecture":"amd64","os":"linux"}'
-    for blob in (layer, config):
-        r = await client.post(f"/v2/{repo}/blobs/uploads/", params={"digest": sha256(blob)}, content=blob)
-        assert r.status_code == 201, r.text
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": MANIFEST_TYPE,
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": sha256(config),
-                "size": len(config),
-            },
-            "layers": [
-                {
-                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                    "digest": sha256(layer),
-                    "size": len(layer),
-                }
-            ],
-        }
-    ).encode()
-    r = await client.put(
-        f"/v2/{repo}/manifests/{tag}", content=manifest, headers={"Content-Type": MANIFEST_TYPE}
-    )
-    assert r.status_code == 201, r.text
-    return manifest
 
 
 async def get_token(app: MoorageApp, user: str | None, *scopes: str, **params: str) -> dict[str, Any]:

@@ -11,8 +11,8 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-
-from moorage.services.scanning import ScanService
+from collections.abc import Callable
+from typing import Protocol
 
 log = logging.getLogger("moorage.jobs.scans")
 
@@ -22,8 +22,24 @@ POLL_SECONDS = 5.0
 STALE_AFTER = dt.timedelta(hours=1)
 
 
+class ScanQueue(Protocol):
+    """What the worker needs of the scan service (``services.scanning.ScanService``)."""
+
+    @property
+    def clock(self) -> Callable[[], dt.datetime]: ...
+
+    @property
+    def wake(self) -> asyncio.Event: ...
+
+    async def claim_next(self) -> int | None: ...
+
+    async def requeue_stale(self, started_before: dt.datetime) -> int: ...
+
+    async def run_claimed(self, scan_id: int) -> None: ...
+
+
 class ScanWorker:
-    def __init__(self, service: ScanService, concurrency: int, poll_seconds: float = POLL_SECONDS) -> None:
+    def __init__(self, service: ScanQueue, concurrency: int, poll_seconds: float = POLL_SECONDS) -> None:
         self.service = service
         self.concurrency = max(1, concurrency)
         self.poll_seconds = poll_seconds
