@@ -4,11 +4,13 @@ against the shared OSV data; multi-arch images, applications, overrides, rescans
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import re
 import tarfile
 import zipfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,25 @@ def dpkg_status() -> bytes:
 
 def os_layer() -> bytes:
     return layer([file("etc/os-release", DEBIAN_11_OS_RELEASE), file("var/lib/dpkg/status", dpkg_status())])
+
+
+@contextlib.asynccontextmanager
+async def registry_with(
+    tmp_path: Path, backend: Any, **overrides: Any
+) -> AsyncIterator[tuple[MoorageApp, httpx.AsyncClient]]:
+    """An app with its own settings and a client signed in as the administrator."""
+    settings = make_settings(tmp_path / "data", backend, **overrides)
+    application = create_app(settings)
+    await application.services.prepare()
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=application),
+            base_url="http://moorage.test",
+            auth=("admin", settings.admin_password or ""),
+        ) as client:
+            yield application, client
+    finally:
+        await application.services.db.close()
 
 
 def django_layer() -> bytes:
@@ -325,54 +346,34 @@ async def test_corrupt_layer_fails_with_a_clear_reason(
 async def test_manual_scan_needs_read_write_and_scan_on_push_can_be_off(
     tmp_path: Path, backend: Any, osv_django: Path
 ) -> None:
-    settings = make_settings(tmp_path / "data", backend, scan_on_push_default=False)
-    application = create_app(settings)
-    await application.services.prepare()
-    try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=application),
-            base_url="http://moorage.test",
-            auth=("admin", settings.admin_password or ""),
-        ) as client:
-            image = oci_image([django_layer()])
-            await push(client, REPO, image, "1.0")
-            assert (await report(client, image.digest))["status"] == "not_scanned"
-            r = await client.post(f"/api/v1/repositories/{REPO}/manifests/{image.digest}/scan")
-            assert r.status_code == 202, r.text
-            assert r.json()["status"] == "pending"
-            await application.services.scanning.work_pending()
-            assert (await report(client, image.digest))["status"] == "completed"
-    finally:
-        await application.services.db.close()
+    async with registry_with(tmp_path, backend, scan_on_push_default=False) as (application, client):
+        image = oci_image([django_layer()])
+        await push(client, REPO, image, "1.0")
+        assert (await report(client, image.digest))["status"] == "not_scanned"
+        r = await client.post(f"/api/v1/repositories/{REPO}/manifests/{image.digest}/scan")
+        assert r.status_code == 202, r.text
+        assert r.json()["status"] == "pending"
+        await application.services.scanning.work_pending()
+        assert (await report(client, image.digest))["status"] == "completed"
 
 
 async def test_a_repository_setting_overrides_the_scan_on_push_default(
     tmp_path: Path, backend: Any, osv_django: Path
 ) -> None:
-    settings = make_settings(tmp_path / "data", backend, scan_on_push_default=False)
-    application = create_app(settings)
-    await application.services.prepare()
-    try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=application),
-            base_url="http://moorage.test",
-            auth=("admin", settings.admin_password or ""),
-        ) as client:
-            namespace = REPO.split("/")[0]
-            assert (await client.post("/api/v1/organizations", json={"name": namespace})).status_code == 201
-            r = await client.post("/api/v1/repositories", json={"name": REPO, "scanOnPush": True})
-            assert r.status_code == 201, r.text
-            assert r.json()["scanOnPush"] is True
-            image = oci_image([django_layer()])
-            await push(client, REPO, image, "1.0")
-            assert (await report(client, image.digest))["status"] == "pending"
-            r = await client.patch(f"/api/v1/repositories/{REPO}", json={"scanOnPush": False})
-            assert r.json()["scanOnPush"] is False
-            other = oci_image([django_layer(), layer([file("etc/motd", b"hello")])])
-            await push(client, REPO, other, "2.0")
-            assert (await report(client, other.digest))["status"] == "not_scanned"
-    finally:
-        await application.services.db.close()
+    async with registry_with(tmp_path, backend, scan_on_push_default=False) as (_, client):
+        namespace = REPO.split("/")[0]
+        assert (await client.post("/api/v1/organizations", json={"name": namespace})).status_code == 201
+        r = await client.post("/api/v1/repositories", json={"name": REPO, "scanOnPush": True})
+        assert r.status_code == 201, r.text
+        assert r.json()["scanOnPush"] is True
+        image = oci_image([django_layer()])
+        await push(client, REPO, image, "1.0")
+        assert (await report(client, image.digest))["status"] == "pending"
+        r = await client.patch(f"/api/v1/repositories/{REPO}", json={"scanOnPush": False})
+        assert r.json()["scanOnPush"] is False
+        other = oci_image([django_layer(), layer([file("etc/motd", b"hello")])])
+        await push(client, REPO, other, "2.0")
+        assert (await report(client, other.digest))["status"] == "not_scanned"
 
 
 async def _wait_completed(application: MoorageApp, digest: str) -> dict[str, Any]:
@@ -422,25 +423,15 @@ async def test_queue_survives_a_restart(settings: Settings, osv_django: Path) ->
 
 
 async def test_decompression_bomb_fails_under_the_unpacked_size_limit(tmp_path: Path, backend: Any) -> None:
-    settings = make_settings(tmp_path / "data", backend, scan_max_unpacked_bytes=1 << 20)
-    application = create_app(settings)
-    await application.services.prepare()
-    try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=application),
-            base_url="http://moorage.test",
-            auth=("admin", settings.admin_password or ""),
-        ) as client:
-            bomb = layer([file("zeros", bytes(8 << 20))])  # 8 MiB of zeros, a few KiB gzipped
-            assert len(bomb) < 64 << 10
-            image = oci_image([bomb])
-            await push(client, REPO, image, "bomb")
-            await application.services.scanning.work_pending()
-            assert (await report(client, image.digest))["status"] == "failed"
-            async with application.services.db.read() as conn:
-                reason = (await q.scans_of(conn, 1, [image.digest]))[image.digest].reason
-            assert reason is not None
-            assert "max_unpacked_bytes" in reason
-            assert (await client.get("/healthz")).status_code == 200
-    finally:
-        await application.services.db.close()
+    async with registry_with(tmp_path, backend, scan_max_unpacked_bytes=1 << 20) as (application, client):
+        bomb = layer([file("zeros", bytes(8 << 20))])  # 8 MiB of zeros, a few KiB gzipped
+        assert len(bomb) < 64 << 10
+        image = oci_image([bomb])
+        await push(client, REPO, image, "bomb")
+        await application.services.scanning.work_pending()
+        assert (await report(client, image.digest))["status"] == "failed"
+        async with application.services.db.read() as conn:
+            reason = (await q.scans_of(conn, 1, [image.digest]))[image.digest].reason
+        assert reason is not None
+        assert "max_unpacked_bytes" in reason
+        assert (await client.get("/healthz")).status_code == 200
