@@ -37,7 +37,9 @@ async def test_tags_list_types_every_tag(client: httpx.AsyncClient) -> None:
         assert set(tag) >= TAG_FIELDS
         assert tag["pushedBy"] == "admin"
         # scan on push queued every image: each tag is pending until its scans are done
-        assert tag["scan"] == {"status": "pending", "critical": 0, "high": 0, "medium": 0, "low": 0}
+        assert tag["scan"] == {
+            "status": "pending", "critical": 0, "high": 0, "medium": 0, "low": 0, "unknown": 0,
+        }  # fmt: skip
     assert tags["1.0"]["type"] == "application"
     assert tags["1.0"]["digest"] == bundle.index.digest
     assert tags["1.0-invoc"]["type"] == "invocation"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import posixpath
@@ -9,7 +10,7 @@ import tarfile
 
 import pytest
 import zstandard
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from moorage.scanner.layers import (
@@ -162,6 +163,19 @@ def test_corrupt_gzip_is_a_layer_error() -> None:
     data[len(data) // 2 + 1] ^= 0xFF
     with pytest.raises(LayerError, match="corrupt or truncated"):
         walk(bytes(data))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_any_damaged_gzip_layer_is_a_layer_error_or_reads(data: st.DataObject) -> None:
+    """Layers are inflated by ISA-L (python-isal): whatever bytes are damaged, the walk either
+    reads or fails with a LayerError, never with another exception."""
+    blob = bytearray(gzip.compress(SAMPLE + tar_of(("f", "big", bytes(range(256)) * 200))))
+    for _ in range(data.draw(st.integers(1, 4))):
+        blob[data.draw(st.integers(0, len(blob) - 1))] ^= data.draw(st.integers(1, 255))
+    cut = data.draw(st.integers(1, len(blob)))
+    with contextlib.suppress(LayerError):
+        walk(bytes(blob[:cut]))
 
 
 def test_gzip_with_a_bad_checksum_is_a_layer_error() -> None:

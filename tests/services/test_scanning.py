@@ -135,9 +135,15 @@ def ids(findings: list[dict[str, Any]]) -> set[str]:
     return {f["id"] for f in findings}
 
 
+SEVERITIES = ("critical", "high", "medium", "low", "unknown")
+
+
 def counted(findings: list[dict[str, Any]]) -> dict[str, int]:
-    """The summary the findings make: unrated findings are listed but in no count."""
-    return {s: sum(1 for f in findings if f["severity"] == s) for s in ("critical", "high", "medium", "low")}
+    """The summary the findings make; every finding is in exactly one bucket (``unknown`` when unrated)."""
+    assert all(f["severity"] in SEVERITIES for f in findings)
+    counts = {s: sum(1 for f in findings if f["severity"] == s) for s in SEVERITIES}
+    assert sum(counts.values()) == len(findings)
+    return counts
 
 
 async def test_image_scan_reports_os_and_python_findings_with_layer_and_path(
@@ -160,6 +166,7 @@ async def test_image_scan_reports_os_and_python_findings_with_layer_and_path(
         assert by_id[dsa]["layer"] == fx.digest_of(base)
         assert by_id[dsa]["path"] == "var/lib/dpkg/status"
         assert by_id[dsa]["ecosystem"] == "Debian:11"
+        assert (by_id[dsa]["severity"], by_id[dsa]["score"]) == ("unknown", None)  # DSAs carry no rating
     assert "DSA-4963-1" not in by_id  # fixed before the installed version
     pysec = by_id["PYSEC-2021-7"]
     assert pysec["package"].lower() == "django"
@@ -169,6 +176,7 @@ async def test_image_scan_reports_os_and_python_findings_with_layer_and_path(
     assert pysec["fixedVersions"]
     counts = body["summary"]
     assert counts == counted(body["findings"])
+    assert counts["unknown"] >= 3
 
     tags = (await client.get(f"/api/v1/repositories/{REPO}/tags")).json()
     assert tags[0]["scan"] == {"status": "completed", **counts}

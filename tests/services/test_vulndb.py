@@ -95,7 +95,6 @@ def test_full_import_counts(full_import: tuple[Path, Any, float]) -> None:
         i.source == "PyPI/all.zip/PYSEC-2019-155.json" and i.field == "affected[0].ranges[0].events[1].fixed"
         for i in pypi
     )
-    assert seconds < 60
 
 
 async def test_full_status_and_matches(full: Services, full_import: tuple[Path, Any, float]) -> None:

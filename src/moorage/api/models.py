@@ -274,6 +274,7 @@ class ScanSummary(Output):
     high: int = 0
     medium: int = 0
     low: int = 0
+    unknown: int = Field(0, description="Findings whose vulnerability record carries no rating.")
 
 
 class Tag(Output):
@@ -321,17 +322,27 @@ ScanStatus = Literal["not_scanned", "pending", "scanning", "completed", "failed"
 
 
 class SeverityCounts(Output):
+    """Visible findings per severity; ``unknown`` counts those whose record carries no rating,
+    so the counts add up to the findings."""
+
     critical: int = 0
     high: int = 0
     medium: int = 0
     low: int = 0
+    unknown: int = 0
+
+
+Severity = Literal["critical", "high", "medium", "low", "unknown"]
 
 
 class FindingOut(Output):
     id: str
     aliases: list[str]
-    severity: str | None
-    score: float | None
+    severity: Severity = Field(
+        description="From the record's CVSS vector (v4, v3, v2: the base score is computed) or its "
+        "vendor label; 'unknown' when the record carries neither."
+    )
+    score: float | None = Field(description="The CVSS base score, when the record has a vector.")
     package: str
     ecosystem: str
     version: str

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from moorage.db.content import _insert
@@ -167,6 +167,14 @@ async def scans_of(conn: AsyncConnection, repo_id: int, digests: Sequence[str]) 
         _scan_query().where(scans.c.repository_id == repo_id, scans.c.digest.in_(list(set(digests))))
     )
     return {r.digest: _row(r) for r in rows}
+
+
+async def count_by_status(conn: AsyncConnection) -> dict[str, int]:
+    """How many scans are pending, scanning, completed and failed."""
+    rows = await conn.execute(select(scans.c.status, func.count()).group_by(scans.c.status))
+    counts = dict.fromkeys((PENDING, SCANNING, COMPLETED, FAILED), 0)
+    counts.update({status: int(n) for status, n in rows})
+    return counts
 
 
 async def completed_scans(conn: AsyncConnection) -> list[ScanRow]:

@@ -7,9 +7,10 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy import TextualSelect, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from moorage.db.tables import vulndb_imports, vulnerabilities, vulnerability_packages
@@ -120,18 +121,35 @@ async def total_records(conn: AsyncConnection) -> tuple[int, int]:
     return int(total) - int(withdrawn), int(withdrawn)
 
 
+@lru_cache(maxsize=16)
+def _candidates_statement(size: int) -> TextualSelect:
+    """Records in force naming any of ``size`` (ecosystem, name) keys, bound as ``e<i>`` / ``n<i>``.
+
+    The keys are a VALUES table joined on the (ecosystem, name) index: SQLite plans a row-value
+    ``IN (...)`` as a scan of the whole package index per statement (4x slower on the shared data,
+    growing with the database), the join as one index lookup per key. Plain SQL, built once per
+    size: a SQLAlchemy ``values()`` construct was compiled anew for every call, which cost more
+    than the query.
+    """
+    rows = ", ".join(f"(:e{i}, :n{i})" for i in range(size))
+    # Only numbered placeholders are interpolated: the keys themselves are bound parameters.
+    sql = (
+        f"WITH wanted (ecosystem, name) AS (VALUES {rows}) "  # noqa: S608
+        "SELECT v.id, v.modified, v.record FROM vulnerabilities AS v "
+        "WHERE v.withdrawn IS NULL AND v.id IN ("
+        "SELECT DISTINCT p.vuln_id FROM vulnerability_packages AS p "
+        "JOIN wanted AS w ON p.ecosystem = w.ecosystem AND p.name = w.name)"
+    )
+    return text(sql).columns(vulnerabilities.c.id, vulnerabilities.c.modified, vulnerabilities.c.record)
+
+
 async def candidates(conn: AsyncConnection, keys: Sequence[tuple[str, str]]) -> list[StoredRecord]:
     """Records in force naming any of ``keys`` ((ecosystem, normalized name)), each once."""
     found: dict[str, StoredRecord] = {}
     for chunk in _chunks(sorted(set(keys)), 200):
-        ids = (
-            select(vulnerability_packages.c.vuln_id)
-            .where(tuple_(vulnerability_packages.c.ecosystem, vulnerability_packages.c.name).in_(list(chunk)))
-            .distinct()
-        )
-        query = select(vulnerabilities.c.id, vulnerabilities.c.modified, vulnerabilities.c.record).where(
-            vulnerabilities.c.id.in_(ids.scalar_subquery()), vulnerabilities.c.withdrawn.is_(None)
-        )
-        for row in await conn.execute(query):
+        params = {
+            f"{kind}{i}": value for i, key in enumerate(chunk) for kind, value in zip("en", key, strict=True)
+        }
+        for row in await conn.execute(_candidates_statement(len(chunk)), params):
             found.setdefault(row.id, StoredRecord(row.id, _aware(row.modified), row.record))
     return [found[key] for key in sorted(found)]

@@ -1,14 +1,21 @@
 """Severity of an OSV record: computed from CVSS vectors, else from the labels the data carries.
 
-Order of preference: a CVSS v3.x vector (base score computed here with the specification's
-formula), a CVSS v2 vector (same), then labels: ``database_specific.severity`` (GitHub:
-CRITICAL/HIGH/MODERATE/LOW), the affected entry's ``ecosystem_specific`` /
-``database_specific`` severity, Ubuntu's priority (``severity[type=Ubuntu]``) and the
-AlmaLinux/Red Hat rating that prefixes the summary ("Important: ..."). CVSS v4 vectors are
-not scored (no v4 calculator yet): a record with only a v4 vector is rated by its label.
+Order of preference: a CVSS v4.0 vector (base score from FIRST's macrovector algorithm, as
+implemented by the ``cvss`` package that Red Hat maintains with the FIRST calculator), a CVSS
+v3.x vector (base score computed here with the specification's formula), a CVSS v2 vector
+(same), then labels: ``database_specific.severity`` (GitHub: CRITICAL/HIGH/MODERATE/LOW), the
+affected entry's ``ecosystem_specific`` / ``database_specific`` severity or Debian ``urgency``,
+Ubuntu's priority (``severity[type=Ubuntu]``) and the AlmaLinux/Rocky/Red Hat rating that
+prefixes the summary ("Important: ..."). Only base metrics count: threat and environmental
+metrics in a vector are ignored, as for v3 temporal metrics.
 
-Levels are critical / high / medium / low; ``msr_level`` maps them to MSR's critical / major /
-minor (CVSS 7.0-10 critical, 4.0-6.9 major, below minor).
+The v2/v3 formulas here agree with the ``cvss`` package on every base vector (5,184 v3.0/v3.1
+and 729 v2; ``tests/scanner/test_severity.py`` checks all of them).
+
+Levels are critical / high / medium / low; a record that none of its data rates (most Debian
+DSAs, Go and Alpine records carry no rating at all) is ``unknown``: every summary counts it in
+that bucket so the counts add up to the findings. ``msr_level`` maps the levels to MSR's
+critical / major / minor (CVSS 7.0-10 critical, 4.0-6.9 major, below minor).
 """
 
 from __future__ import annotations
@@ -16,14 +23,21 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
+
+from cvss import CVSS4, CVSSError
 
 from moorage.scanner.osv import Affected, Vulnerability
 
 __all__ = [
+    "BUCKETS",
     "LEVELS",
+    "UNKNOWN",
     "Rating",
+    "bucket",
     "cvss2_base_score",
     "cvss3_base_score",
+    "cvss4_base_score",
     "label_level",
     "msr_level",
     "rate",
@@ -31,6 +45,9 @@ __all__ = [
 ]
 
 LEVELS = ("critical", "high", "medium", "low")
+UNKNOWN = "unknown"
+#: Every severity a finding is counted under: the levels, then ``unknown`` for unrated records.
+BUCKETS = (*LEVELS, UNKNOWN)
 
 
 class InvalidVector(ValueError):
@@ -41,7 +58,7 @@ class InvalidVector(ValueError):
 class Rating:
     severity: str | None  # critical | high | medium | low, or None when nothing rates it
     score: float | None  # a CVSS base score when a vector was computed
-    source: str | None = None  # CVSS_V3 | CVSS_V2 | label
+    source: str | None = None  # CVSS_V4 | CVSS_V3 | CVSS_V2 | label
 
 
 def _metrics(vector: str, prefix: str | None, required: set[str]) -> dict[str, str]:
@@ -126,6 +143,48 @@ def cvss2_base_score(vector: str) -> float:
     return float(Decimal(str(raw)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
 
+_V4_BASE = {
+    "AV": "NALP",
+    "AC": "LH",
+    "AT": "NP",
+    "PR": "NLH",
+    "UI": "NPA",
+    "VC": "HLN",
+    "VI": "HLN",
+    "VA": "HLN",
+    "SC": "HLN",
+    "SI": "HLN",
+    "SA": "HLN",
+}
+
+
+def cvss4_base_score(vector: str) -> float:
+    """The CVSS-B score of a ``CVSS:4.0/...`` vector: its base metrics only (threat and
+    environmental metrics, if any, are left out)."""
+    if not vector.strip().startswith("CVSS:4.0/"):
+        raise InvalidVector(f"not a CVSS:4.0 vector: {vector!r}")
+    m = _metrics(vector, "CVSS:4.0", set(_V4_BASE))
+    for key, allowed in _V4_BASE.items():
+        if len(m[key]) != 1 or m[key] not in allowed:
+            raise InvalidVector(f"bad value {m[key]!r} for {key} in {vector!r}")
+    return _cvss4_base("CVSS:4.0/" + "/".join(f"{key}:{m[key]}" for key in _V4_BASE))
+
+
+@lru_cache(maxsize=4096)
+def _cvss4_base(base_vector: str) -> float:
+    try:
+        return float(CVSS4(base_vector).base_score)
+    except CVSSError as exc:  # the values were checked above; kept so a library change fails clearly
+        raise InvalidVector(f"{base_vector!r}: {exc}") from None
+
+
+def bucket(severity: str | None) -> str:
+    """The summary bucket of a finding's severity: its level, or ``unknown``."""
+    if severity is not None and severity in LEVELS:
+        return severity
+    return UNKNOWN
+
+
 def score_level(score: float, version: int = 3) -> str | None:
     """The qualitative rating of a base score (v3 scale; v2 has no 'critical')."""
     if version == 2:
@@ -156,10 +215,14 @@ _LABELS = {
 
 
 def label_level(label: object) -> str | None:
-    """A vendor label (GitHub, Ubuntu, Red Hat/AlmaLinux, Debian urgency) as a level."""
+    """A vendor label (GitHub, Ubuntu, Red Hat/AlmaLinux, Debian urgency) as a level.
+
+    Debian's tracker marks some urgencies with ``*`` / ``**`` (set from the CVE's description,
+    not reviewed); the level is the same.
+    """
     if not isinstance(label, str):
         return None
-    return _LABELS.get(label.strip().lower())
+    return _LABELS.get(label.strip().rstrip("*").strip().lower())
 
 
 def msr_level(level: str | None) -> str | None:
@@ -168,13 +231,17 @@ def msr_level(level: str | None) -> str | None:
 
 
 def _from_vectors(severities: tuple[object, ...]) -> Rating | None:
+    """The highest-scoring vector of the newest CVSS version the record carries."""
     best: Rating | None = None
-    for kind in ("CVSS_V3", "CVSS_V2"):
+    for kind in ("CVSS_V4", "CVSS_V3", "CVSS_V2"):
         for sev in severities:
             if getattr(sev, "type", None) != kind:
                 continue
             try:
-                if kind == "CVSS_V3":
+                if kind == "CVSS_V4":
+                    score = cvss4_base_score(sev.score)  # type: ignore[attr-defined]
+                    rating = Rating(score_level(score), score, kind)
+                elif kind == "CVSS_V3":
                     score = cvss3_base_score(sev.score)  # type: ignore[attr-defined]
                     rating = Rating(score_level(score), score, kind)
                 else:
@@ -195,7 +262,7 @@ def _from_labels(vuln: Vulnerability, affected: Affected | None) -> str | None:
     for entry in entries:
         for extra in (entry.ecosystem_specific, entry.database_specific):
             if extra:
-                candidates.append(extra.get("severity"))
+                candidates.extend((extra.get("severity"), extra.get("urgency")))
         candidates.extend(s.score for s in entry.severity if s.type == "Ubuntu")
     candidates.extend(s.score for s in vuln.severity if s.type == "Ubuntu")
     if vuln.summary and ":" in vuln.summary:  # "Important: kernel security update"

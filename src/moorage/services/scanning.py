@@ -28,6 +28,7 @@ from cyclonedx.model.component import Component as CdxComponent
 from cyclonedx.model.component import ComponentType
 from cyclonedx.output.json import JsonV1Dot5
 from packageurl import PackageURL
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from moorage.db import content as cq
 from moorage.db import scans as q
@@ -38,9 +39,13 @@ from moorage.oci.manifest import parse_manifest
 from moorage.scanner import matching
 from moorage.scanner.inventory import Component, LayerInventory, inventory_layer, merge_layers
 from moorage.scanner.layers import LayerError, Limits
+from moorage.scanner.severity import BUCKETS, bucket
+from moorage.services import events as ev
 from moorage.services.access import AccessService, Level, Principal
 from moorage.services.clock import Clock
 from moorage.services.errors import Forbidden, InvalidInput, NotFound
+from moorage.services.events import EventLog
+from moorage.services.jobs import JobContext, JobService
 from moorage.services.vulndb import VulnDbService
 from moorage.storage.base import BlobStore
 
@@ -48,12 +53,19 @@ __all__ = ["NOT_SCANNED", "SEVERITIES", "ScanService", "aggregate_status"]
 
 log = logging.getLogger("moorage.scanning")
 
+#: The background job that re-matches every scan (``request_rescan_all``).
+RESCAN_JOB = "scan.rescan_all"
+
 NOT_SCANNED = "not_scanned"
-SEVERITIES = ("critical", "high", "medium", "low")
+#: The buckets every summary counts: ``unknown`` holds findings whose record carries no rating,
+#: so the counts always add up to the visible findings.
+SEVERITIES = BUCKETS
 #: Kinds whose manifests hold layers to scan, and kinds whose push starts a scan.
 _SCANNABLE = frozenset({IMAGE, INVOCATION})
 SCAN_ON_PUSH_KINDS = frozenset({IMAGE, MULTI_ARCH, APPLICATION, INVOCATION})
 _MAX_DEPTH = 4
+#: Layers of one image inventoried at once (each in its own thread, holding one chunk of the blob).
+_LAYERS_AT_ONCE = 2
 _MAX_BUNDLE_CONFIG = 4 << 20
 
 
@@ -94,6 +106,23 @@ class _BlobReader(io.RawIOBase):
         return n
 
 
+def _upload_suffix(data: bytes) -> str | None:
+    """What an uploaded OSV body is, from its first bytes: the name ``osv.read_records`` reads it by."""
+    if data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):  # a zip (an empty one holds no record: refused later)
+        return ".zip"
+    if data[:2] == b"\x1f\x8b":
+        return ".tar.gz"
+    if data[:3] == b"BZh":
+        return ".tar.bz2"
+    if data[:6] == b"\xfd7zXZ\x00":
+        return ".tar.xz"
+    if data[257:262] == b"ustar":
+        return ".tar"
+    if data.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] == b"{":
+        return ".json"
+    return None
+
+
 def aggregate_status(statuses: list[str]) -> str:
     """One status for several scans: completed only when all are; pending while any is waiting."""
     if not statuses or all(s == NOT_SCANNED for s in statuses):
@@ -124,7 +153,7 @@ def _finding_row(f: matching.Finding) -> dict[str, Any]:
     return {
         "vuln_id": f.id,
         "aliases": json.dumps(list(f.aliases)),
-        "severity": f.severity,
+        "severity": bucket(f.severity),
         "score": f.score,
         "package": f.package,
         "ecosystem": f.ecosystem,
@@ -141,7 +170,7 @@ def _finding_out(f: q.FindingRow) -> dict[str, Any]:
     return {
         "id": f.vuln_id,
         "aliases": f.aliases,
-        "severity": f.severity,
+        "severity": bucket(f.severity),
         "score": f.score,
         "package": f.package,
         "ecosystem": f.ecosystem,
@@ -195,7 +224,7 @@ class _Tree:
         visible, _ = self.split(digests)
         out: dict[str, Any] = {"status": self.status_of(digests)}
         for severity in SEVERITIES:
-            out[severity] = sum(1 for f in visible if f.severity == severity)
+            out[severity] = sum(1 for f in visible if bucket(f.severity) == severity)
         return out
 
 
@@ -211,6 +240,10 @@ class ScanService:
     scan_on_push_default: bool = True
     #: set whenever work is queued in this process, so the worker need not wait for its next poll
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    #: where scan outcomes are announced (SCAN_COMPLETED / SCAN_FAILED); set by the container
+    events: EventLog | None = None
+    #: where "rescan all" runs (``register``); set by the container
+    jobs: JobService | None = None
 
     # -- access -------------------------------------------------------------------------
     async def check(self, actor: Principal | None, repository: str, level: Level) -> None:
@@ -351,6 +384,40 @@ class ScanService:
     ) -> None:
         async with self.db.write() as conn:
             await q.finish(conn, scan_id, status, reason, version, rows, self.clock())
+            if self.events is not None:
+                await self._emit_finished(conn, scan_id, status, reason, version, rows)
+
+    async def _emit_finished(
+        self,
+        conn: AsyncConnection,
+        scan_id: int,
+        status: str,
+        reason: str | None,
+        version: str | None,
+        rows: list[dict[str, Any]],
+    ) -> None:
+        """``SCAN_COMPLETED`` / ``SCAN_FAILED``, in the transaction that records the outcome."""
+        assert self.events is not None
+        row = await q.scan_by_id(conn, scan_id)
+        if row is None:
+            return
+        counts = dict.fromkeys(("critical", "high", "medium", "low", "unknown"), 0)
+        for finding in rows:
+            severity = finding.get("severity") or "unknown"
+            counts[severity if severity in counts else "unknown"] += 1
+        await self.events.emit(
+            conn,
+            ev.SCAN_COMPLETED if status == q.COMPLETED else ev.SCAN_FAILED,
+            repository=row.repository,
+            digest=row.digest,
+            contents={
+                "status": status,
+                "reason": reason,
+                "vulndbVersion": version,
+                "scanSummary": counts,
+                "finishedAt": self.clock().isoformat(),
+            },
+        )
 
     # -- one image ----------------------------------------------------------------------
     async def _layers(self, repository: str, digest: str) -> list[str]:
@@ -387,9 +454,24 @@ class ScanService:
         return inventory
 
     async def _components(self, repository: str, digest: str) -> list[Component]:
+        """The image's components; layers not inventoried yet are read ``_LAYERS_AT_ONCE`` at a time
+        (decompression releases the GIL: two layers use two cores). A failure is the first failing
+        layer's, in layer order, once every layer read has ended."""
         layers = await self._layers(repository, digest)
-        inventories = [await self._inventory(layer) for layer in layers]
-        return merge_layers(inventories).components
+        unique = list(dict.fromkeys(layers))
+        gate = asyncio.Semaphore(_LAYERS_AT_ONCE)
+
+        async def one(layer: str) -> LayerInventory:
+            async with gate:
+                return await self._inventory(layer)
+
+        results = await asyncio.gather(*(one(layer) for layer in unique), return_exceptions=True)
+        by_digest: dict[str, LayerInventory] = {}
+        for layer, result in zip(unique, results, strict=True):
+            if isinstance(result, BaseException):
+                raise result
+            by_digest[layer] = result
+        return merge_layers(by_digest[layer] for layer in layers).components
 
     async def _scan_image(self, repository: str, digest: str) -> tuple[str | None, list[dict[str, Any]]]:
         components = await self._components(repository, digest)
@@ -398,6 +480,40 @@ class ScanService:
         return version, [_finding_row(f) for f in found]
 
     # -- after a vulnerability database update ------------------------------------------
+    async def queue_status(self, actor: Principal | None) -> dict[str, int]:
+        """Scans per status (pending, scanning, completed, failed); administrators."""
+        if actor is None or not actor.is_admin:
+            raise Forbidden("only administrators may read the scan queue")
+        async with self.db.read() as conn:
+            return await q.count_by_status(conn)
+
+    async def request_rescan_all(self, actor: Principal | None) -> int:
+        """Queue a re-match of every scan as a background job (administrators); returns the job id.
+
+        While one is waiting, asking again returns the same job.
+        """
+        if actor is None or not actor.is_admin:
+            raise Forbidden("only administrators may rescan everything")
+        if self.jobs is None:
+            raise RuntimeError("no job queue is wired to the scan service")
+        waiting, _ = await self.jobs.jobs(kinds=(RESCAN_JOB,), statuses=("pending",), limit=1)
+        if waiting:
+            return waiting[0].id
+        job_id = await self.jobs.enqueue(RESCAN_JOB, {"requestedBy": actor.username})
+        assert job_id is not None
+        return job_id
+
+    async def _rescan_job(self, ctx: JobContext) -> dict[str, Any]:
+        await ctx.log("re-matching every completed scan against the vulnerability database")
+        rematched = await self.rescan_all()
+        await ctx.log(f"re-matched {rematched} scans")
+        return {"rematched": rematched}
+
+    def register(self, jobs: JobService) -> None:
+        """Run rescans as background jobs of ``jobs``."""
+        self.jobs = jobs
+        jobs.handle(RESCAN_JOB, self._rescan_job)
+
     async def rescan_all(self) -> int:
         """Re-match every completed scan against the database as it is now, from stored inventories only.
 
@@ -427,16 +543,20 @@ class ScanService:
         """Import OSV records (a .zip, .tar.gz or .json body; administrators), then re-match every scan."""
         if actor is None or not actor.is_admin:
             raise Forbidden("only administrators may import vulnerability data")
-        if data[:2] == b"PK":
-            suffix = ".zip"
-        elif data[:2] == b"\x1f\x8b":
-            suffix = ".tar.gz"
-        else:
-            suffix = ".json"
+        suffix = _upload_suffix(data)
+        if suffix is None:
+            raise InvalidInput(
+                "the body is not a .zip, .tar.gz or .json of OSV records "
+                f"(it starts with {bytes(data[:8])!r}); nothing was imported",
+                field="body",
+            )
         with tempfile.TemporaryDirectory(prefix="moorage-vulndb-") as tmp:
             path = Path(tmp) / f"upload{suffix}"
             await asyncio.to_thread(path.write_bytes, data)
-            report = await self.vulndb.import_path(path)
+            try:
+                report = await self.vulndb.import_path(path)
+            except InvalidInput as exc:
+                raise InvalidInput(exc.message, field="body") from None
         rematched = await self.rescan_all()
         return {
             "version": report.version,
@@ -448,7 +568,7 @@ class ScanService:
 
     # -- reading results ----------------------------------------------------------------
     async def summary(self, repository: str, digest: str) -> dict[str, Any]:
-        """``{status, critical, high, medium, low}``; an index's aggregates its images."""
+        """``{status, critical, high, medium, low, unknown}``; an index's aggregates its images."""
         images = await self._images(repository, digest)
         return (await self._tree(repository, images)).summary(images)
 

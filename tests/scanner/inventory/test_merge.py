@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from layerkit import DEBIAN_12_OS_RELEASE, directory, file, inventory
 
 from moorage.scanner.inventory import Component, LayerInventory, merge_layers
+from moorage.scanner.inventory.distro import os_component, os_ecosystem, rebase
+from moorage.scanner.inventory.models import Distro
 
 CURL = "Package: curl\nStatus: install ok installed\nArchitecture: amd64\nVersion: 7.88.1-10+deb12u5\nSource: curl\n"
 OPENSSL = (
@@ -168,3 +170,38 @@ def test_whiteouts_remove_exactly_the_paths_under_them(
         and not any(under(component(p).path, o) for o in opaque)
     }
     assert survivors == expected
+
+
+_DISTROS = st.one_of(
+    st.none(),
+    st.builds(
+        lambda id_, version: Distro(id_, version, os_ecosystem(Distro(id_, version, None))),
+        st.sampled_from(["debian", "ubuntu", "alpine", "almalinux", "rocky", "fedora", "wolfi"]),
+        st.sampled_from(["", "11", "12", "3.19", "22.04", "9.3", "rolling"]),
+    ),
+)
+
+
+@given(
+    st.sampled_from(["deb", "apk", "rpm"]),
+    st.text("abcz+-.0123456789", min_size=1, max_size=12),
+    st.sampled_from(["1.0-1", "2:3.0~rc1-2+deb12u1", "1.2.3-r4"]),
+    st.sampled_from([None, "amd64", "arm64", "x86_64"]),
+    _DISTROS,
+    _DISTROS,
+)
+def test_rebase_is_the_component_as_seen_under_the_final_distribution(
+    purl_type: str, name: str, version: str, arch: str | None, first: Distro | None, final: Distro | None
+) -> None:
+    """Whatever distribution a layer saw (or none), rebasing gives what the final one would have
+    made; the shortcut that skips re-parsing the purl must agree with building it again."""
+
+    def made(distro: Distro | None) -> Component:
+        return os_component(
+            purl_type, name=name, version=version, arch=arch, source_name=None, source_version=None,
+            layer="sha256:l", path="var/lib/dpkg/status", distro=distro,
+        )  # fmt: skip
+
+    rebased, expected = rebase(made(first), final), made(final)
+    assert (rebased.ecosystem, rebased.purl) == (expected.ecosystem, expected.purl)
+    assert rebase(expected, final) is expected  # already right: returned as it is

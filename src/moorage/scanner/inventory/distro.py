@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import replace
+from urllib.parse import unquote
 
 from packageurl import PackageURL
 
@@ -137,12 +138,28 @@ def os_component(
     )
 
 
+def _distro_qualifier(purl: str) -> str | None:
+    """The ``distro`` qualifier of a purl string, read without parsing the whole purl."""
+    query = purl.partition("?")[2].partition("#")[0]
+    for pair in query.split("&") if query else ():
+        key, _, value = pair.partition("=")
+        if key == "distro":
+            return unquote(value) or None
+    return None
+
+
 def rebase(component: Component, distro: Distro | None) -> Component:
     """An OS package seen under the image's final distribution (ecosystem and purl)."""
     purl_type = component.purl_type
     if purl_type not in _PLACEHOLDER:
         return component
     ecosystem, namespace, qualifier = _identity(purl_type, distro)
+    if (
+        ecosystem == component.ecosystem
+        and component.purl.startswith(f"pkg:{purl_type}/{namespace}/")
+        and _distro_qualifier(component.purl) == (qualifier or None)
+    ):
+        return component  # already seen under this distribution: no purl parsed and rebuilt
     purl = PackageURL.from_string(component.purl)
     qualifiers = dict(purl.qualifiers) if isinstance(purl.qualifiers, dict) else {}
     qualifiers.pop("distro", None)
