@@ -25,6 +25,7 @@ CHALLENGE = {"WWW-Authenticate": f'Basic realm="{REALM}"'}
 _SERVICE: dict[type[svc.ServiceError], tuple[int, str]] = {
     svc.NotFound: (404, "not_found"),
     svc.AlreadyExists: (409, "conflict"),
+    svc.Conflict: (409, "conflict"),
     svc.InvalidInput: (422, "invalid_input"),
     svc.Forbidden: (403, "forbidden"),
 }

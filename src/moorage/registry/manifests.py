@@ -8,6 +8,7 @@ from starlette.responses import Response
 from moorage.oci.errors import ManifestInvalid, PayloadTooLarge
 from moorage.oci.reference import validate_name
 from moorage.registry.context import RegistryContext
+from moorage.registry.responses import BytesResponse
 from moorage.registry.routing import Match
 
 
@@ -25,20 +26,21 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-async def manifest(ctx: RegistryContext, request: Request, m: Match) -> Response:
+async def manifest(ctx: RegistryContext, request: Request, m: Match) -> Response | BytesResponse:
     name = validate_name(m.name)
     method = request.method
     if method in ("GET", "HEAD"):
-        found = await ctx.manifests.get(name, m.reference)
-        headers = {
-            "Docker-Content-Digest": found.digest,
-            "ETag": f'"{found.digest}"',
-            "Content-Length": str(len(found.content)),
-        }
-        body = b"" if method == "HEAD" else found.content
-        return Response(body, status_code=200, media_type=found.media_type, headers=headers)
+        found = await ctx.manifests.get(name, m.reference, request.state.caller.name)
+        digest = found.digest.encode()
+        raw = [
+            (b"content-type", found.media_type.encode("latin-1")),
+            (b"docker-content-digest", digest),
+            (b"etag", b'"' + digest + b'"'),
+            (b"content-length", str(len(found.content)).encode()),
+        ]
+        return BytesResponse(200, raw, b"" if method == "HEAD" else found.content)
     if method == "DELETE":
-        await ctx.manifests.delete(name, m.reference)
+        await ctx.manifests.delete(name, m.reference, request.state.caller.name)
         return Response(status_code=202)
     content = await _read_limited(request, ctx.manifests.max_manifest_size)
     if not content:

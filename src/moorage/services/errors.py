@@ -24,3 +24,7 @@ class InvalidInput(ServiceError):
 
 class Forbidden(ServiceError):
     pass
+
+
+class Conflict(ServiceError):
+    """The request is well-formed but the resource's current state does not allow it."""

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from moorage.db import content as q
 from moorage.db.engine import Database
+from moorage.db.gc import hold_references as gc_fence
 from moorage.oci import cnab
 from moorage.oci import mediatypes as mt
 from moorage.oci.classify import INVOCATION, INVOCATION_ELIGIBLE, Classification, classify, invocation_digests
@@ -26,8 +27,10 @@ from moorage.oci.errors import (
 )
 from moorage.oci.manifest import Descriptor, Manifest, parse_manifest
 from moorage.oci.reference import is_valid_tag, validate_name, validate_tag
+from moorage.services import events as ev
 from moorage.services.blobs import BlobService
 from moorage.services.clock import Clock
+from moorage.services.events import EventLog
 
 #: Largest config blob read to learn an image's platform.
 _MAX_CONFIG_READ = 1 << 20
@@ -55,10 +58,12 @@ class ManifestService:
     blobs: BlobService
     clock: Clock
     max_manifest_size: int
+    events: EventLog
     #: called after a manifest is stored, with (repository, digest, kind): scan on push subscribes here
     on_push: Callable[[str, str, str], Awaitable[None]] | None = None
 
-    async def get(self, repository: str, reference: str) -> PulledManifest:
+    async def get(self, repository: str, reference: str, pulled_by: str | None = None) -> PulledManifest:
+        """A manifest by tag or digest; the pull is recorded (``TAG_PULL`` / ``MANIFEST_PULL``)."""
         validate_name(repository)
         async with self.db.read() as conn:
             if is_digest(reference):
@@ -76,6 +81,7 @@ class ManifestService:
             raise ManifestUnknown(
                 f"manifest {reference!r} is not in repository {repository!r}", {"reference": reference}
             )
+        self.events.record_pull(repository, reference, found.digest, pulled_by)
         return PulledManifest(found.digest, found.media_type, found.content)
 
     async def put(
@@ -109,7 +115,10 @@ class ManifestService:
         classification = classify(manifest, config)
         now = self.clock()
         async with self.db.write() as conn:
-            rid = await q.ensure_repository(conn, repository, now)
+            await gc_fence(conn)  # what it references cannot be collected until it commits
+            rid = await q.ensure_repository(
+                conn, repository, now, on_created=self.blobs.on_repository_created
+            )
             missing = await q.missing_blobs(conn, rid, manifest.blob_digests())
             if missing:
                 raise ManifestBlobUnknown(
@@ -147,11 +156,52 @@ class ManifestService:
                         {"repository": repository, "tag": tag},
                     )
                 await q.set_tag(conn, rid, tag, manifest_id, now, pushed_by)
+            await self._emit_push(
+                conn, repository, tag, str(digest), classification, manifest, now, pushed_by
+            )
         if self.on_push is not None:
             await self.on_push(repository, str(digest), classification.kind)
         return PushedManifest(
             str(digest), manifest.subject.digest if manifest.subject else None, classification
         )
+
+    async def _emit_push(
+        self,
+        conn: AsyncConnection,
+        repository: str,
+        tag: str | None,
+        digest: str,
+        classification: Classification,
+        manifest: Manifest,
+        now: Any,
+        pushed_by: str | None,
+    ) -> None:
+        platform = classification.platform
+        contents: dict[str, Any] = {
+            "mediaType": manifest.media_type,
+            "artifactKind": classification.kind,
+            "artifactType": classification.artifact_type or manifest.effective_artifact_type,
+            "os": platform.os if platform else None,
+            "architecture": platform.architecture if platform else None,
+            "pushedAt": now.isoformat(),
+        }
+        new = [
+            self.events.event(
+                ev.MANIFEST_PUSH, repository=repository, digest=digest, actor=pushed_by, contents=contents
+            )
+        ]
+        if tag is not None:
+            new.append(
+                self.events.event(
+                    ev.TAG_PUSH,
+                    repository=repository,
+                    tag=tag,
+                    digest=digest,
+                    actor=pushed_by,
+                    contents=contents,
+                )
+            )
+        await self.events.emit_all(conn, new)
 
     async def _check_bundle(self, conn: AsyncConnection, repository: str, index: cnab.BundleIndex) -> None:
         """An application's bundle config must parse, and name exactly the images its index holds."""
@@ -215,7 +265,7 @@ class ManifestService:
             return None
         return parsed if isinstance(parsed, dict) else None
 
-    async def delete(self, repository: str, reference: str) -> None:
+    async def delete(self, repository: str, reference: str, deleted_by: str | None = None) -> None:
         """Delete a manifest by digest (and every tag on it), or just a tag."""
         validate_name(repository)
         async with self.db.write() as conn:
@@ -224,11 +274,52 @@ class ManifestService:
                 raise NameUnknown(
                     f"repository {repository!r} is not known to the registry", {"name": repository}
                 )
+            now = self.clock()
+            stamp = {"deletedAt": now.isoformat()}
+            new = []
             if is_digest(reference):
                 parse_digest(reference)
-                deleted = await q.delete_manifest(conn, rid, reference)
+                summary = await q.manifest_summary(conn, rid, reference)
+                tags = await q.tags_of(conn, rid, summary.id) if summary is not None else []
+                deleted = summary is not None and await q.delete_manifest(conn, rid, reference)
+                if summary is not None:
+                    contents = {**stamp, "artifactKind": summary.kind, "mediaType": summary.media_type}
+                    for tag in tags:  # the tags went with their manifest
+                        new.append(
+                            self.events.event(
+                                ev.TAG_DELETE,
+                                repository=repository,
+                                tag=tag,
+                                digest=reference,
+                                actor=deleted_by,
+                                contents=contents,
+                            )
+                        )
+                    new.append(
+                        self.events.event(
+                            ev.MANIFEST_DELETE,
+                            repository=repository,
+                            digest=reference,
+                            actor=deleted_by,
+                            contents=contents,
+                        )
+                    )
             else:
-                deleted = await q.delete_tag(conn, rid, validate_tag(reference))
+                tag = validate_tag(reference)
+                target = await q.manifest_by_tag(conn, repository, tag)
+                deleted = await q.delete_tag(conn, rid, tag)
+                if deleted:
+                    new.append(
+                        self.events.event(
+                            ev.TAG_DELETE,
+                            repository=repository,
+                            tag=tag,
+                            digest=target.digest if target else None,
+                            actor=deleted_by,
+                            contents=stamp,
+                        )
+                    )
+            await self.events.emit_all(conn, new)
         if not deleted:
             raise ManifestUnknown(
                 f"manifest {reference!r} is not in repository {repository!r}", {"reference": reference}

@@ -13,10 +13,12 @@ from moorage.db import content as q
 from moorage.db.engine import Database
 from moorage.oci.errors import NameInvalid, NameUnknown
 from moorage.oci.reference import namespace_of, validate_name
+from moorage.services import events as ev
 from moorage.services.access import AccessService, Level, Principal
 from moorage.services.audit import AuditLog
 from moorage.services.clock import Clock
 from moorage.services.errors import AlreadyExists, Forbidden, InvalidInput, NotFound
+from moorage.services.events import EventLog
 
 VISIBILITIES = ("public", "private")
 
@@ -52,6 +54,7 @@ class RepositoryService:
     clock: Clock
     access: AccessService
     audit: AuditLog
+    events: EventLog
 
     async def require(self, name: str) -> int:
         """Id of an existing repository; ``NameUnknown`` otherwise."""
@@ -115,6 +118,13 @@ class RepositoryService:
             )
             await qa.update_repository_settings(
                 conn, rid, description=description, immutable_tags=immutable_tags, scan_on_push=scan_on_push
+            )
+            await self.events.emit(
+                conn,
+                ev.REPO_CREATED,
+                repository=name,
+                actor=actor.username if actor else None,
+                contents={"visibility": visibility, "createdBy": "api"},
             )
             await self.audit.record(
                 "repository.create",
@@ -196,6 +206,13 @@ class RepositoryService:
             info = await self._administered(conn, actor, name, "change its settings")
             if values:
                 await qa.update_repository_settings(conn, info.id, **values)
+            await self.events.emit(
+                conn,
+                ev.REPO_UPDATED,
+                repository=name,
+                actor=actor.username if actor else None,
+                contents=values,
+            )
             await self.audit.record(
                 "repository.update",
                 actor=actor.username if actor else None,
@@ -209,6 +226,9 @@ class RepositoryService:
         async with self.db.write() as conn:
             info = await self._administered(conn, actor, name, "delete it")
             await qa.delete_repository(conn, info.id)
+            await self.events.emit(
+                conn, ev.REPO_DELETED, repository=name, actor=actor.username if actor else None
+            )
             await self.audit.record(
                 "repository.delete", actor=actor.username if actor else None, target=name, conn=conn
             )

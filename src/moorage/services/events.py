@@ -1,0 +1,257 @@
+"""The events outbox: every change writes its event in the change's own transaction.
+
+Services call ``EventLog.emit(conn, ...)`` inside the write transaction of the change, so an
+event exists exactly when its change does, and nothing is lost on a crash. Consumers
+(webhooks, policies, mirroring) subscribe by name; the dispatcher (``jobs/events.py``) hands
+each of them every event in id order, inside a write transaction that also moves the
+consumer's cursor, so what a consumer writes there (typically: jobs to run) commits together
+with "handled". Consumers must be quick and do their slow work in jobs.
+
+Pulls are not changes: ``TAG_PULL`` / ``MANIFEST_PULL`` are buffered in memory and written in
+batches by the dispatcher, so a pull costs no write transaction. A crash loses at most the
+last batch of pull events (one dispatcher tick).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from moorage.db import events as qe
+from moorage.db.engine import Database
+from moorage.db.events import EventRow, NewEvent
+from moorage.oci.reference import namespace_of
+from moorage.services.clock import Clock
+from moorage.services.errors import InvalidInput
+
+log = logging.getLogger("moorage.events")
+
+TAG_PUSH = "TAG_PUSH"
+TAG_DELETE = "TAG_DELETE"
+MANIFEST_PUSH = "MANIFEST_PUSH"
+MANIFEST_DELETE = "MANIFEST_DELETE"
+TAG_PULL = "TAG_PULL"
+MANIFEST_PULL = "MANIFEST_PULL"
+SCAN_COMPLETED = "SCAN_COMPLETED"
+SCAN_FAILED = "SCAN_FAILED"
+PROMOTION = "PROMOTION"
+PUSH_MIRRORING = "PUSH_MIRRORING"
+POLL_MIRRORING = "POLL_MIRRORING"
+REPO_CREATED = "REPO_CREATED"
+REPO_UPDATED = "REPO_UPDATED"
+REPO_DELETED = "REPO_DELETED"
+VULNDB_UPDATED = "VULNDB_UPDATED"
+
+EVENT_TYPES: tuple[str, ...] = (
+    TAG_PUSH,
+    TAG_DELETE,
+    MANIFEST_PUSH,
+    MANIFEST_DELETE,
+    TAG_PULL,
+    MANIFEST_PULL,
+    SCAN_COMPLETED,
+    SCAN_FAILED,
+    PROMOTION,
+    PUSH_MIRRORING,
+    POLL_MIRRORING,
+    REPO_CREATED,
+    REPO_UPDATED,
+    REPO_DELETED,
+    VULNDB_UPDATED,
+)
+
+#: Pull events held in memory at most; beyond it the oldest are dropped (and counted).
+MAX_BUFFERED_PULLS = 10_000
+
+#: Times a consumer may fail on one event before it is skipped (logged), so one bad event
+#: cannot stop a consumer for good.
+MAX_CONSUMER_ATTEMPTS = 5
+
+#: A consumer: called with an event and the write transaction that records it as handled.
+Consumer = Callable[[EventRow, AsyncConnection], Awaitable[None]]
+
+
+def validate_types(types: Sequence[str]) -> list[str]:
+    """Event type names as given, each known; ``InvalidInput`` names the first unknown one."""
+    for t in types:
+        if t not in EVENT_TYPES:
+            raise InvalidInput(f"unknown event type {t!r}; known: {', '.join(EVENT_TYPES)}", "eventTypes")
+    return list(dict.fromkeys(types))
+
+
+@dataclass
+class EventLog:
+    db: Database
+    clock: Clock
+    record_pulls: bool = True
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    consumers: dict[str, Consumer] = field(default_factory=dict)
+    _pulls: list[NewEvent] = field(default_factory=list)
+    dropped_pulls: int = 0
+    _failures: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def subscribe(self, name: str, consumer: Consumer) -> None:
+        """Register a consumer; a new one starts after the events that exist when it first runs."""
+        if name in self.consumers:
+            raise ValueError(f"consumer {name!r} is registered already")
+        self.consumers[name] = consumer
+
+    def event(
+        self,
+        type: str,
+        *,
+        repository: str | None = None,
+        tag: str | None = None,
+        digest: str | None = None,
+        actor: str | None = None,
+        contents: dict[str, Any] | None = None,
+        at: dt.datetime | None = None,
+    ) -> NewEvent:
+        """An event with the common contents filled in (namespace, repository, tag, digest, imageName)."""
+        namespace = namespace_of(repository) if repository else None
+        body: dict[str, Any] = {}
+        if repository is not None:
+            body["namespace"] = namespace
+            body["repository"] = repository
+            if tag is not None:
+                body["tag"] = tag
+                body["imageName"] = f"{repository}:{tag}"
+            elif digest is not None:
+                body["imageName"] = f"{repository}@{digest}"
+        if digest is not None:
+            body["digest"] = digest
+        if actor is not None:
+            body["author"] = actor
+        body.update(contents or {})
+        return NewEvent(type, at or self.clock(), namespace, repository, tag, digest, actor, body)
+
+    async def emit(
+        self,
+        conn: AsyncConnection,
+        type: str,
+        *,
+        repository: str | None = None,
+        tag: str | None = None,
+        digest: str | None = None,
+        actor: str | None = None,
+        contents: dict[str, Any] | None = None,
+    ) -> None:
+        """Write an event inside ``conn``'s transaction: it commits (or rolls back) with the change."""
+        await self.emit_all(
+            conn,
+            [self.event(type, repository=repository, tag=tag, digest=digest, actor=actor, contents=contents)],
+        )
+
+    async def emit_all(self, conn: AsyncConnection, new: Sequence[NewEvent]) -> None:
+        await qe.insert_events(conn, new)
+        self.wake.set()
+
+    def record_pull(self, repository: str, reference: str, digest: str, actor: str | None) -> None:
+        """Note a pull; written with the next batch (see the module's docstring)."""
+        if not self.record_pulls:
+            return
+        is_tag = reference != digest
+        now = self.clock()
+        self._pulls.append(
+            self.event(
+                TAG_PULL if is_tag else MANIFEST_PULL,
+                repository=repository,
+                tag=reference if is_tag else None,
+                digest=digest,
+                actor=actor,
+                contents={"pulledAt": now.isoformat()},
+                at=now,
+            )
+        )
+        if len(self._pulls) > MAX_BUFFERED_PULLS:
+            excess = len(self._pulls) - MAX_BUFFERED_PULLS
+            del self._pulls[:excess]
+            self.dropped_pulls += excess
+
+    async def flush_pulls(self) -> int:
+        """Write the buffered pull events; returns how many."""
+        if not self._pulls:
+            return 0
+        batch, self._pulls = self._pulls, []
+        try:
+            async with self.db.write() as conn:
+                await qe.insert_events(conn, batch)
+        except Exception:
+            self._pulls[:0] = batch  # keep them for the next try
+            raise
+        return len(batch)
+
+    async def recent(
+        self,
+        *,
+        repository: str | None = None,
+        namespace: str | None = None,
+        types: Sequence[str] = (),
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[EventRow], int]:
+        """Events newest first, with the total that matches."""
+        validate_types(types)
+        async with self.db.read() as conn:
+            return await qe.list_events(
+                conn, repository=repository, namespace=namespace, types=types, offset=offset, limit=limit
+            )
+
+    async def start_consumers(self) -> None:
+        """Give each new consumer a cursor at the present: it is not handed the whole history,
+        but every event from now on (call before serving requests)."""
+        async with self.db.write() as conn:
+            latest = await qe.latest_id(conn)
+            for name in self.consumers:
+                await qe.cursor(conn, name, self.clock(), latest)
+
+    async def dispatch(self, consumer: str, batch: int = 100) -> int:
+        """Hand ``consumer`` the events after its cursor, one transaction each; returns how many."""
+        handle = self.consumers[consumer]
+        async with self.db.write() as conn:
+            position = await qe.cursor(conn, consumer, self.clock(), 0)
+        async with self.db.read() as conn:
+            pending = await qe.events_after(conn, position, batch)
+        handled = 0
+        for event in pending:
+            skip = self._failures.get((consumer, event.id), 0) >= MAX_CONSUMER_ATTEMPTS
+            try:
+                async with self.db.write() as conn:
+                    if skip:
+                        log.error(
+                            "consumer %s gave up on event %d (%s) after %d failures",
+                            consumer,
+                            event.id,
+                            event.type,
+                            MAX_CONSUMER_ATTEMPTS,
+                        )
+                    else:
+                        await handle(event, conn)
+                    if not await qe.advance_cursor(conn, consumer, position, event.id, self.clock()):
+                        # Another process handled it first: roll back what this one wrote.
+                        raise _CursorMoved(consumer)
+            except _CursorMoved:
+                break
+            except Exception:
+                key = (consumer, event.id)
+                self._failures[key] = self._failures.get(key, 0) + 1
+                raise
+            self._failures.pop((consumer, event.id), None)
+            position = event.id
+            handled += 1
+        return handled
+
+    async def event_by_id(self, event_id: int) -> EventRow | None:
+        async with self.db.read() as conn:
+            rows = await qe.events_after(conn, event_id - 1, 1)
+        return rows[0] if rows and rows[0].id == event_id else None
+
+
+class _CursorMoved(Exception):
+    """Raised inside a dispatch transaction to roll it back: another process got there first."""
