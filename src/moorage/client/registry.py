@@ -3,8 +3,11 @@ testing, ``insecure`` registries, streamed and verified blob transfer, cross-rep
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,9 +92,15 @@ class RegistryClient:
     timeout: float = 300.0
     #: An httpx transport to use instead of the network (tests plug an ASGI app in here).
     transport: httpx.AsyncBaseTransport | None = None
+    #: ``http`` or ``https`` when the caller knows it (a mirror's URL); ``None``: try HTTPS first.
+    scheme: str | None = None
+    #: A CA certificate (PEM text) to trust, as an alternative to ``ca_file``.
+    ca_pem: str | None = None
     _http: httpx.AsyncClient | None = None
     _scheme: str | None = None
     _tokens: dict[str, str] = field(default_factory=dict)
+    #: Set once a basic-auth challenge was answered: later requests send the credentials at once.
+    _basic: bool = False
 
     async def __aenter__(self) -> RegistryClient:
         return self
@@ -107,6 +116,11 @@ class RegistryClient:
     def _verify(self) -> bool | ssl.SSLContext:
         if self.insecure:
             return False
+        if self.ca_pem is not None:
+            try:
+                return ssl.create_default_context(cadata=self.ca_pem)
+            except (ValueError, ssl.SSLError) as exc:
+                raise ClientError(f"cannot use the CA certificate given for {self.host}: {exc}") from None
         ca_file = self.ca_file
         docker_ca = DOCKER_CERTS_DIR / self.host / "ca.crt"
         if ca_file is None and not docker_ca.is_file():
@@ -128,6 +142,8 @@ class RegistryClient:
         return self._http
 
     async def _base(self) -> str:
+        if self._scheme is None and self.scheme is not None:
+            self._scheme = self.scheme
         if self._scheme is None:
             try:
                 await self._client().get(f"https://{self.host}/v2/")
@@ -194,6 +210,7 @@ class RegistryClient:
                 response = await self._guard(
                     self._client().request(method, url, headers=headers, auth=auth, **kwargs)
                 )
+                self._basic = response.status_code != 401
         if response.status_code not in ok:
             hint = ""
             if response.status_code == 401 and self.credentials is None:
@@ -208,6 +225,8 @@ class RegistryClient:
         token = self._tokens.get(scope)
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
+        elif self._basic and self.credentials is not None:
+            kwargs["auth"] = (self.credentials.username, self.credentials.password)
         return await self._guard(self._client().request(method, url, headers=headers, **kwargs))
 
     async def _guard(self, pending: Awaitable[httpx.Response]) -> httpx.Response:
@@ -300,26 +319,7 @@ class RegistryClient:
             return
         scope = f"repository:{repo}:pull,push"
         if isinstance(data, bytes) and len(data) <= CHUNK:
-            r = await self.request(
-                "POST",
-                f"/v2/{repo}/blobs/uploads/?digest={digest}",
-                scope,
-                content=data,
-                headers={"Content-Type": "application/octet-stream"},
-                ok=(201, 202),
-            )
-            if r.status_code == 202:
-                # The registry does not take a blob in one POST: it opened an upload; finish it with a PUT.
-                location = self._absolute(r)
-                sep = "&" if "?" in location else "?"
-                await self.request(
-                    "PUT",
-                    f"{location}{sep}digest={digest}",
-                    scope,
-                    content=data,
-                    headers={"Content-Type": "application/octet-stream"},
-                    ok=(201,),
-                )
+            await self._post_whole(repo, digest, data, scope)
             if progress:
                 progress(len(data))
             return
@@ -344,6 +344,105 @@ class RegistryClient:
                 progress(len(chunk))
         sep = "&" if "?" in location else "?"
         await self.request("PUT", f"{location}{sep}digest={digest}", scope, content=b"", ok=(201,))
+
+    async def push_blob_stream(
+        self,
+        repo: str,
+        digest: str,
+        chunks: AsyncIterable[bytes],
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        """Upload a blob read from ``chunks`` (for copying between registries) holding at most
+        ``CHUNK`` bytes in memory: a blob that fits goes in one ``POST ?digest=``; a larger one is
+        sent as ``PATCH`` chunks of ``CHUNK`` bytes (replayable if a token expires) and a ``PUT``.
+        The caller checks existence first; the registry verifies the digest."""
+        parse_digest(digest)
+        scope = f"repository:{repo}:pull,push"
+        buffer = bytearray()
+        location: str | None = None
+        offset = 0
+
+        async def send(piece: bytes) -> None:
+            nonlocal location, offset
+            if location is None:
+                r = await self.request("POST", f"/v2/{repo}/blobs/uploads/", scope, content=b"", ok=(202,))
+                location = self._absolute(r)
+            r = await self.request(
+                "PATCH",
+                location,
+                scope,
+                content=piece,
+                ok=(202,),
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Range": f"{offset}-{offset + len(piece) - 1}",
+                },
+            )
+            location = self._absolute(r)
+            offset += len(piece)
+            if progress:
+                progress(len(piece))
+
+        async for chunk in chunks:
+            buffer += chunk
+            while len(buffer) >= CHUNK:
+                await send(bytes(buffer[:CHUNK]))
+                del buffer[:CHUNK]
+        if location is None:
+            await self._post_whole(repo, digest, bytes(buffer), scope)
+            if progress:
+                progress(len(buffer))
+            return
+        if buffer:
+            await send(bytes(buffer))
+        sep = "&" if "?" in location else "?"
+        await self.request("PUT", f"{location}{sep}digest={digest}", scope, content=b"", ok=(201,))
+
+    async def _post_whole(self, repo: str, digest: str, data: bytes, scope: str) -> None:
+        r = await self.request(
+            "POST",
+            f"/v2/{repo}/blobs/uploads/?digest={digest}",
+            scope,
+            content=data,
+            headers={"Content-Type": "application/octet-stream"},
+            ok=(201, 202),
+        )
+        if r.status_code == 202:
+            # The registry does not take a blob in one POST: it opened an upload; finish it with a PUT.
+            location = self._absolute(r)
+            sep = "&" if "?" in location else "?"
+            await self.request(
+                "PUT",
+                f"{location}{sep}digest={digest}",
+                scope,
+                content=data,
+                headers={"Content-Type": "application/octet-stream"},
+                ok=(201,),
+            )
+
+    async def granted_actions(self, repo: str, actions: str = "pull,push") -> set[str] | None:
+        """The actions on ``repo`` a token from the registry's token flow grants these credentials;
+        ``None`` when the registry does not say (no auth, basic auth, an opaque token).
+
+        Token servers answer a request for more than a caller may do with a token for less,
+        so this is how to learn before a push whether it will be allowed.
+        """
+        base = await self._base()
+        r = await self._guard(self._client().get(f"{base}/v2/"))
+        if r.status_code != 401:
+            return None
+        scheme, _ = parse_challenge(r.headers.get("www-authenticate", ""))
+        if scheme != "bearer":
+            return None
+        token = await self._token(r.headers["www-authenticate"], f"repository:{repo}:{actions}")
+        claims = _jwt_claims(token or "")
+        if claims is None or not isinstance(claims.get("access"), list):
+            return None
+        granted: set[str] = set()
+        for entry in claims["access"]:
+            if isinstance(entry, dict) and entry.get("type") == "repository" and entry.get("name") == repo:
+                granted |= {str(a) for a in entry.get("actions") or []}
+        return granted
 
     def _absolute(self, r: httpx.Response) -> str:
         location = r.headers.get("location", "")
@@ -398,6 +497,18 @@ async def _chunks(data: bytes | Path) -> AsyncIterator[bytes]:
     with data.open("rb") as fh:
         while chunk := fh.read(CHUNK):
             yield chunk
+
+
+def _jwt_claims(token: str) -> dict[str, Any] | None:
+    """A JWT's claims, unverified (only to read what it grants); ``None`` if it is not a JWT."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error):
+        return None
+    return payload if isinstance(payload, dict) else None
 
 
 def _digest_of(content: bytes, claimed: str | None) -> str:
