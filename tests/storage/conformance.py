@@ -163,6 +163,33 @@ class BlobStoreConformance:
             await read_all(store.read(gone))
         assert await read_all(store.read(keep)) == b"keep"
 
+    async def test_set_aside_restore_and_purge(self, store: BlobStore) -> None:
+        kept, dropped, missing = sha256(b"kept"), sha256(b"dropped"), sha256(b"never stored")
+        await store.put(kept, b"kept")
+        await store.put(dropped, b"dropped")
+        assert await store.set_aside(missing) is False
+        assert await store.set_aside(kept) is True
+        assert await store.set_aside(dropped) is True
+        assert await store.stat(kept) is None
+        assert kept not in {b.digest async for b in store.list_blobs()}
+        assert sorted([d async for d in store.list_aside()]) == sorted([kept, dropped])
+        assert await store.restore_aside(kept) is True
+        assert await read_all(store.read(kept)) == b"kept"
+        await store.purge_aside(dropped)
+        await store.purge_aside(dropped)  # gone already: no error
+        assert await store.stat(dropped) is None
+        assert await store.restore_aside(dropped) is False
+        assert [d async for d in store.list_aside()] == []
+
+    async def test_restore_aside_keeps_a_blob_stored_again(self, store: BlobStore) -> None:
+        digest = sha256(b"again")
+        await store.put(digest, b"again")
+        assert await store.set_aside(digest) is True
+        await store.put(digest, b"again")  # a push stored it again meanwhile
+        assert await store.restore_aside(digest) is True
+        assert await read_all(store.read(digest)) == b"again"
+        assert [d async for d in store.list_aside()] == []
+
     async def test_list_blobs(self, store: BlobStore) -> None:
         assert [b async for b in store.list_blobs()] == []
         contents = {sha256(b"one"): b"one", sha256(b"two!"): b"two!", sha512(b"three"): b"three"}
@@ -217,6 +244,31 @@ class BlobStoreConformance:
         assert await read_all(store.upload_read(upload)) == data
         await store.upload_commit(upload, sha512(data))
         assert await read_all(store.read(sha512(data), 69_999, 2)) == data[69_999:70_001]
+
+    @pytest.mark.parametrize(
+        "sizes",
+        [
+            [],  # nothing appended
+            [5, 3],  # small: below any write buffer
+            [70_000] * 40,  # crossing write buffers, with a partial last one
+            [1 << 20] * 3,  # whole buffers only
+            [1, (1 << 20) + 7, 65_000],  # odd splits around a buffer
+        ],
+    )
+    async def test_append_updates_the_hasher_in_order(self, store: BlobStore, sizes: list[int]) -> None:
+        upload = new_upload_id()
+        await store.upload_create(upload)
+        parts = [
+            bytes([(7 * i + n) % 251 for n in range(7)]) * (size // 7) + b"x" * (size % 7)
+            for i, size in enumerate(sizes)
+        ]
+        half = len(parts) // 2
+        hasher = hashlib.sha256()
+        await store.upload_append(upload, chunks_of(parts[:half]), None, hasher)
+        await store.upload_append(upload, chunks_of(parts[half:]), None, hasher)
+        data = b"".join(parts)
+        assert hasher.hexdigest() == hashlib.sha256(data).hexdigest()
+        assert await read_all(store.upload_read(upload)) == data
 
     async def test_empty_upload_commits(self, store: BlobStore) -> None:
         upload = new_upload_id()

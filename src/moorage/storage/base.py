@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from moorage.oci.digest import Hasher
+
 
 @dataclass(frozen=True, slots=True)
 class StoredBlob:
@@ -46,6 +48,24 @@ class BlobStore(Protocol):
         """Remove a blob; ``False`` when it was not there."""
         ...
 
+    async def set_aside(self, digest: str) -> bool:
+        """Move a blob out of sight, reversibly (garbage collection, before its row's deletion
+        commits): ``stat``/``read`` no longer find it; ``False`` when it was not there."""
+        ...
+
+    async def restore_aside(self, digest: str) -> bool:
+        """Put a blob set aside back (dropping the copy when the blob is there again, the same
+        bytes by construction); ``False`` when nothing was set aside under ``digest``."""
+        ...
+
+    async def purge_aside(self, digest: str) -> None:
+        """Delete a blob set aside for good; no error if it is gone."""
+        ...
+
+    def list_aside(self) -> AsyncIterator[str]:
+        """Digests of the blobs set aside (left by an interrupted garbage collection)."""
+        ...
+
     def list_blobs(self) -> AsyncIterator[StoredBlob]:
         """Every blob the store holds (for garbage collection and rebuilding the index)."""
         ...
@@ -55,12 +75,20 @@ class BlobStore(Protocol):
         ...
 
     async def upload_append(
-        self, upload_id: str, chunks: AsyncIterable[bytes], limit: int | None = None
+        self,
+        upload_id: str,
+        chunks: AsyncIterable[bytes],
+        limit: int | None = None,
+        hasher: Hasher | None = None,
     ) -> int:
         """Append ``chunks`` to the upload; returns the new total size.
 
         ``limit`` bounds the total size: past it, ``UploadTooLarge`` is raised and the
         data appended by this call is truncated away again.
+
+        ``hasher`` is updated with every byte appended, in order, wherever the driver
+        handles the data (so hashing can leave the event loop with the write). After an
+        error its state is undefined: the caller must rebuild it from ``upload_read``.
         """
         ...
 
