@@ -1,0 +1,1 @@
+"""Page routes, one module per area; each exposes ``ROUTES`` (a list of Starlette routes)."""
