@@ -123,6 +123,12 @@ async def cursor(conn: AsyncConnection, consumer: str, now: dt.datetime, start_a
     return int(found.scalar_one())
 
 
+async def cursor_position(conn: AsyncConnection, consumer: str) -> int | None:
+    found = await conn.execute(select(event_cursors.c.last_id).where(event_cursors.c.consumer == consumer))
+    value = found.scalar_one_or_none()
+    return int(value) if value is not None else None
+
+
 async def advance_cursor(
     conn: AsyncConnection, consumer: str, expected: int, to: int, now: dt.datetime
 ) -> bool:

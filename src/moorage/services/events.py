@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,12 +95,15 @@ class EventLog:
     _pulls: list[NewEvent] = field(default_factory=list)
     dropped_pulls: int = 0
     _failures: dict[tuple[str, int], int] = field(default_factory=dict)
+    _types: dict[str, frozenset[str] | None] = field(default_factory=dict)
 
-    def subscribe(self, name: str, consumer: Consumer) -> None:
-        """Register a consumer; a new one starts after the events that exist when it first runs."""
+    def subscribe(self, name: str, consumer: Consumer, types: Collection[str] | None = None) -> None:
+        """Register a consumer of the events of ``types`` (all when ``None``); a new one starts
+        after the events that exist when it first runs."""
         if name in self.consumers:
             raise ValueError(f"consumer {name!r} is registered already")
         self.consumers[name] = consumer
+        self._types[name] = frozenset(validate_types(list(types))) if types is not None else None
 
     def event(
         self,
@@ -212,40 +215,76 @@ class EventLog:
                 await qe.cursor(conn, name, self.clock(), latest)
 
     async def dispatch(self, consumer: str, batch: int = 100) -> int:
-        """Hand ``consumer`` the events after its cursor, one transaction each; returns how many."""
-        handle = self.consumers[consumer]
-        async with self.db.write() as conn:
-            position = await qe.cursor(conn, consumer, self.clock(), 0)
+        """Hand ``consumer`` the events after its cursor; returns how many it was handed.
+
+        A batch is handled in one write transaction that also moves the cursor past it (events of
+        types the consumer did not subscribe to are passed over without a call). When a consumer
+        fails inside a batch, the batch is rolled back and handed over again one event at a time,
+        so the failing event is isolated and counted (``MAX_CONSUMER_ATTEMPTS``). Nothing is
+        written while there is nothing new.
+        """
         async with self.db.read() as conn:
-            pending = await qe.events_after(conn, position, batch)
+            position = await qe.cursor_position(conn, consumer)
+            if position is not None:
+                pending = await qe.events_after(conn, position, batch)
+        if position is None:  # registered after start_consumers: from the present on
+            async with self.db.write() as conn:
+                position = await qe.cursor(conn, consumer, self.clock(), await qe.latest_id(conn))
+            return 0
+        if not pending:
+            return 0
+        wanted = self._types.get(consumer)
+        relevant = [e for e in pending if wanted is None or e.type in wanted]
+        if len(relevant) <= 1 or all(self._failures.get((consumer, e.id), 0) == 0 for e in relevant):
+            try:
+                return await self._handle(consumer, position, pending, relevant)
+            except _CursorMoved:
+                return 0
+            except Exception:
+                if len(relevant) <= 1:
+                    self._count_failure(consumer, relevant[0].id if relevant else pending[-1].id)
+                    raise
+                log.warning("consumer %s failed in a batch; handing it the events one at a time", consumer)
         handled = 0
         for event in pending:
-            skip = self._failures.get((consumer, event.id), 0) >= MAX_CONSUMER_ATTEMPTS
             try:
-                async with self.db.write() as conn:
-                    if skip:
-                        log.error(
-                            "consumer %s gave up on event %d (%s) after %d failures",
-                            consumer,
-                            event.id,
-                            event.type,
-                            MAX_CONSUMER_ATTEMPTS,
-                        )
-                    else:
-                        await handle(event, conn)
-                    if not await qe.advance_cursor(conn, consumer, position, event.id, self.clock()):
-                        # Another process handled it first: roll back what this one wrote.
-                        raise _CursorMoved(consumer)
+                await self._handle(consumer, position, [event], [event] if event in relevant else [])
             except _CursorMoved:
                 break
             except Exception:
-                key = (consumer, event.id)
-                self._failures[key] = self._failures.get(key, 0) + 1
+                self._count_failure(consumer, event.id)
                 raise
-            self._failures.pop((consumer, event.id), None)
             position = event.id
             handled += 1
         return handled
+
+    def _count_failure(self, consumer: str, event_id: int) -> None:
+        key = (consumer, event_id)
+        self._failures[key] = self._failures.get(key, 0) + 1
+
+    async def _handle(
+        self, consumer: str, position: int, events: list[EventRow], relevant: list[EventRow]
+    ) -> int:
+        """One transaction: the consumer's writes for ``relevant``, and the cursor past ``events``."""
+        handle = self.consumers[consumer]
+        async with self.db.write() as conn:
+            for event in relevant:
+                if self._failures.get((consumer, event.id), 0) >= MAX_CONSUMER_ATTEMPTS:
+                    log.error(
+                        "consumer %s gave up on event %d (%s) after %d failures",
+                        consumer,
+                        event.id,
+                        event.type,
+                        MAX_CONSUMER_ATTEMPTS,
+                    )
+                    continue
+                await handle(event, conn)
+            if not await qe.advance_cursor(conn, consumer, position, events[-1].id, self.clock()):
+                # Another process handled them first: roll back what this one wrote.
+                raise _CursorMoved(consumer)
+        for event in relevant:
+            self._failures.pop((consumer, event.id), None)
+        return len(events)
 
     async def event_by_id(self, event_id: int) -> EventRow | None:
         async with self.db.read() as conn:

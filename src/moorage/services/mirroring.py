@@ -281,7 +281,7 @@ class MirrorService:
 
     def register(self) -> None:
         """Subscribe to the outbox and handle the mirroring jobs (called by ``build_services``)."""
-        self.events.subscribe(CONSUMER, self.on_event)
+        self.events.subscribe(CONSUMER, self.on_event, types=(ev.TAG_PUSH,))
         self.jobs.handle(PUSH_JOB, self.run_push)
         self.jobs.handle(PULL_JOB, self.run_pull)
 

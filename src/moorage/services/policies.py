@@ -268,7 +268,7 @@ class PromotionService:
 
     def register(self) -> None:
         """Subscribe to pushes and scan outcomes, and handle ``promotion.run`` jobs."""
-        self.events.subscribe(CONSUMER, self.consume)
+        self.events.subscribe(CONSUMER, self.consume, types=(ev.TAG_PUSH, ev.SCAN_COMPLETED))
         self.jobs.handle(JOB_KIND, self.run_job)
 
     # -- management ----------------------------------------------------------------------

@@ -95,7 +95,7 @@ class PruningService:
 
     def register(self) -> None:
         """Subscribe to pushes (tag limits), and handle ``pruning.run`` jobs (on demand and by cron)."""
-        self.events.subscribe(CONSUMER, self.consume)
+        self.events.subscribe(CONSUMER, self.consume, types=(ev.TAG_PUSH,))
         self.jobs.handle(JOB_KIND, self.run_job)
 
     # -- management ----------------------------------------------------------------------
