@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # command:Debian package, for the tools the end-to-end and scanner tests drive
-DEB_TOOLS := skopeo:skopeo docker-registry:docker-registry go:golang-go openssl:openssl
+DEB_TOOLS := skopeo:skopeo docker-registry:docker-registry go:golang-go openssl:openssl chromium:chromium
 
 .PHONY: run test deps test-deps system-deps services lint typecheck pytest bench clean
 

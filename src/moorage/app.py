@@ -7,7 +7,6 @@ import datetime as dt
 import logging
 import os
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -17,6 +16,7 @@ from moorage import __version__
 from moorage.api.app import PREFIX as API_PREFIX
 from moorage.api.app import create_api
 from moorage.config import SETTINGS_ENV, Settings, load_settings
+from moorage.jobs.runner import EventDispatcher, JobRunner
 from moorage.jobs.scans import ScanWorker
 from moorage.registry.app import RegistryApp
 from moorage.registry.auth import RegistryAuth
@@ -24,6 +24,7 @@ from moorage.registry.context import RegistryContext
 from moorage.registry.token import TokenEndpoint
 from moorage.services.certificates import ca_pem
 from moorage.services.container import Services, build_services
+from moorage.web.app import create_web
 
 log = logging.getLogger("moorage")
 
@@ -42,17 +43,15 @@ class MoorageApp:
         )
         token_endpoint = TokenEndpoint(services.tokens, services.authn, services.access, services.accounts)
         self.api = create_api(services)
-        self.site = Starlette(
-            routes=[
-                Route("/", self._index),
+        # The web UI answers everything else, after the site's own routes.
+        self.site = create_web(
+            services,
+            extra_routes=[
                 Route("/healthz", self._health),
                 Route("/ca", self._ca),
                 Route("/auth/token", token_endpoint.handle, methods=["GET", "POST"]),
             ],
         )
-
-    async def _index(self, request: Request) -> PlainTextResponse:
-        return PlainTextResponse(f"Moorage {__version__}: OCI registry API at /v2/\n")
 
     async def _ca(self, request: Request) -> Response:
         """The CA certificate clients trust this registry's certificate by (setting ``tls_ca``)."""
@@ -104,6 +103,16 @@ class MoorageApp:
             except Exception:
                 log.exception("housekeeping failed; retrying at the next interval")
 
+    def _start_workers(self) -> list[asyncio.Task[None]]:
+        """This process's background loops: housekeeping, scans, jobs and schedules, events."""
+        settings = self.services.settings
+        loops = [self._housekeeping(), EventDispatcher(self.services.events).run()]
+        if settings.scan_concurrency > 0:
+            loops.append(ScanWorker(self.services.scanning, settings.scan_concurrency).run())
+        if settings.job_concurrency > 0:
+            loops.append(JobRunner(self.services.jobs, settings.job_concurrency).run())
+        return [asyncio.create_task(loop) for loop in loops]
+
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
@@ -119,18 +128,12 @@ class MoorageApp:
                     log.exception("startup failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
-                housekeeping = asyncio.create_task(self._housekeeping())
-                concurrency = self.services.settings.scan_concurrency
-                scanner = asyncio.create_task(
-                    ScanWorker(self.services.scanning, concurrency).run()
-                    if concurrency > 0
-                    else asyncio.sleep(0)
-                )
+                workers = self._start_workers()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                housekeeping.cancel()
-                scanner.cancel()
-                await asyncio.gather(housekeeping, scanner, return_exceptions=True)
+                for task in workers:
+                    task.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
                 await self.services.db.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

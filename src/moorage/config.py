@@ -63,6 +63,33 @@ class Settings(BaseSettings):
         ge=1,
         description="Largest unpacked size of one layer the scanner reads (decompression bombs).",
     )
+    pull_events: bool = Field(
+        True, description="Record TAG_PULL / MANIFEST_PULL events (written in batches, not per pull)."
+    )
+    job_concurrency: int = Field(4, ge=0, le=64, description="Background jobs run at once by each process.")
+    gc_schedule: str | None = Field(
+        None,
+        description="Cron expression of scheduled garbage collection (e.g. '0 4 * * 0'); applied at start. "
+        "Unset: no schedule unless one is set through the API (docs/gc.md).",
+    )
+    gc_grace_hours: float = Field(
+        24.0, ge=0, le=8784, description="Garbage collection keeps what is newer than this (docs/gc.md)."
+    )
+    external_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        description="Base URL others reach this registry at (webhook payloads link to it); "
+        "default https://<fqdn> (http:// without tls_cert), else http://<host>:<port>.",
+    )
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="How long one webhook delivery may take (connect, send, answer)."
+    )
+    webhook_max_attempts: int = Field(
+        6, ge=1, le=50, description="Attempts per webhook delivery before it is given up."
+    )
+    webhook_backoff_seconds: float = Field(
+        10.0, gt=0, le=3600, description="Wait before a delivery's first retry; doubled after each."
+    )
     scan_max_files: int = Field(2_000_000, ge=1, description="Most entries in one layer the scanner reads.")
     log_level: str = Field("info", pattern="^(critical|error|warning|info|debug)$")
     admin_password: str | None = Field(
@@ -92,6 +119,15 @@ class Settings(BaseSettings):
     @property
     def resolved_token_service(self) -> str:
         return self.token_service or self.fqdn or "moorage"
+
+    @property
+    def resolved_external_url(self) -> str:
+        """``external_url`` without a trailing ``/``, or what ``fqdn`` / ``host``:``port`` imply."""
+        if self.external_url:
+            return self.external_url.rstrip("/")
+        if self.fqdn:
+            return f"{'https' if self.tls_cert else 'http'}://{self.fqdn}"
+        return f"http://{self.host}:{self.port}"
 
     @field_validator("data_dir", "storage_dir", "tls_cert", "tls_key", "tls_ca")
     @classmethod

@@ -9,7 +9,21 @@ from fastapi import FastAPI
 from moorage import __version__
 from moorage.api import errors
 from moorage.api.deps import ApiServices
-from moorage.api.routers import artifacts, audit, organizations, repositories, system, teams, tokens, users
+from moorage.api.routers import (
+    activity,
+    artifacts,
+    audit,
+    gc,
+    mirroring,
+    organizations,
+    policies,
+    repositories,
+    system,
+    teams,
+    tokens,
+    users,
+    webhooks,
+)
 from moorage.services.container import Services
 
 PREFIX = "/api/v1"
@@ -37,7 +51,21 @@ def _build() -> FastAPI:
     errors.install(api)
     # Order matters for /repositories/{namespace}/{name:path}: sub-resources (tags,
     # manifests) must be included before repositories.router.
-    for module in (users, organizations, teams, tokens, audit, system, artifacts, repositories):
+    for module in (
+        users,
+        organizations,
+        teams,
+        tokens,
+        audit,
+        system,
+        gc,
+        activity,
+        artifacts,
+        webhooks,
+        mirroring,
+        policies,
+        repositories,
+    ):
         api.include_router(module.router, responses=errors.ERROR_RESPONSES)
     return api
 

@@ -16,12 +16,20 @@ from moorage.oci.errors import Unauthorized
 from moorage.services import container
 from moorage.services.access import Principal
 from moorage.services.accounts import AccountService
+from moorage.services.activity import ActivityService
 from moorage.services.artifacts import ArtifactService
 from moorage.services.audit import AuditLog
 from moorage.services.authn import Authenticator
+from moorage.services.events import EventLog
+from moorage.services.gc import GcService
+from moorage.services.jobs import JobService
+from moorage.services.mirroring import MirrorService
+from moorage.services.policies import PromotionService
+from moorage.services.pruning import PruningService
 from moorage.services.repositories import RepositoryService
 from moorage.services.scanning import ScanService
 from moorage.services.vulndb import VulnDbService
+from moorage.services.webhooks import WebhookService
 
 #: Longest ``Authorization`` header looked at; longer ones are refused unread.
 MAX_AUTHORIZATION_LENGTH = 8192
@@ -37,6 +45,14 @@ class ApiServices:
     artifacts: ArtifactService
     scanning: ScanService
     vulndb: VulnDbService
+    events: EventLog
+    jobs: JobService
+    activity: ActivityService
+    webhooks: WebhookService
+    mirroring: MirrorService
+    promotion: PromotionService
+    pruning: PruningService
+    gc: GcService
 
     @classmethod
     def of(cls, services: container.Services) -> ApiServices:
@@ -48,6 +64,14 @@ class ApiServices:
             services.artifacts,
             services.scanning,
             services.vulndb,
+            services.events,
+            services.jobs,
+            services.activity,
+            services.webhooks,
+            services.mirroring,
+            services.promotion,
+            services.pruning,
+            services.gc,
         )
 
 

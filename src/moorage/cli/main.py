@@ -11,6 +11,7 @@ from moorage import __version__
 from moorage.cli.admin import admin_app
 from moorage.cli.app import register as register_app_client
 from moorage.cli.certs import certs_app
+from moorage.cli.gc import gc_app
 from moorage.cli.options import ConfigOption, DataDirOption
 from moorage.cli.vulndb import vulndb_app
 from moorage.config import load_settings
@@ -18,6 +19,7 @@ from moorage.config import load_settings
 app = typer.Typer(help="Moorage: a secure, self-hosted OCI registry.", no_args_is_help=True)
 app.add_typer(certs_app, name="certs")
 app.add_typer(admin_app, name="admin")
+app.add_typer(gc_app, name="gc")
 app.add_typer(vulndb_app, name="vulndb")
 register_app_client(app)
 

@@ -7,7 +7,7 @@ transaction covers. Inserts that can race are written as ``ON CONFLICT`` upserts
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +88,18 @@ def _insert(conn: AsyncConnection, table: Any) -> Insert:
     raise NotImplementedError(f"database {dialect!r} is not supported")
 
 
+def _per_dialect(build: Any) -> dict[str, Any]:
+    """``build(insert)`` for each supported dialect's ``insert`` (ON CONFLICT is dialect-specific)."""
+    return {"postgresql": build(postgresql.insert), "sqlite": build(sqlite.insert)}
+
+
+def _for(conn: AsyncConnection, statements: dict[str, Any]) -> Any:
+    try:
+        return statements[conn.dialect.name]
+    except KeyError:
+        raise NotImplementedError(f"database {conn.dialect.name!r} is not supported") from None
+
+
 def _sortable(conn: AsyncConnection, column: Any) -> ColumnElement[Any]:
     """Byte-wise ordering, as the distribution-spec's lexical tag order needs."""
     return column.collate("C") if conn.dialect.name == "postgresql" else column  # type: ignore[no-any-return]
@@ -109,10 +121,12 @@ async def ensure_repository(
     now: dt.datetime,
     created_by: str | None = None,
     visibility: str = "private",
+    on_created: Callable[[AsyncConnection, str], Awaitable[None]] | None = None,
 ) -> int:
     """Id of repository ``name``, creating it (and its namespace, as an organization) when missing.
 
-    Whether the caller may create it is decided before, by the access service.
+    Whether the caller may create it is decided before, by the access service. ``on_created``
+    runs inside the transaction when this call created it (``REPO_CREATED``).
     """
     rid = await repository_id(conn, name)
     if rid is not None:
@@ -139,6 +153,8 @@ async def ensure_repository(
                 created_by=created_by,
             )
         )
+        if on_created is not None:
+            await on_created(conn, name)
     return rid
 
 
@@ -150,22 +166,23 @@ async def catalog(conn: AsyncConnection, last: str | None, limit: int) -> list[s
 
 
 # -- blobs --------------------------------------------------------------------------------
+_RECORD_BLOB = _per_dialect(lambda insert: insert(blobs).on_conflict_do_nothing())
+_LINK_BLOB = _per_dialect(lambda insert: insert(repository_blobs).on_conflict_do_nothing())
+_BLOB_SIZE = select(blobs.c.size).where(blobs.c.digest == bindparam("digest"))
+
+
 async def record_blob(conn: AsyncConnection, digest: str, size: int, now: dt.datetime) -> None:
-    await conn.execute(
-        _insert(conn, blobs).values(digest=digest, size=size, created_at=now).on_conflict_do_nothing()  # type: ignore[attr-defined]
-    )
+    await conn.execute(_for(conn, _RECORD_BLOB), {"digest": digest, "size": size, "created_at": now})
 
 
 async def link_blob(conn: AsyncConnection, repo_id: int, digest: str, now: dt.datetime) -> None:
     await conn.execute(
-        _insert(conn, repository_blobs)
-        .values(repository_id=repo_id, digest=digest, created_at=now)
-        .on_conflict_do_nothing()  # type: ignore[attr-defined]
+        _for(conn, _LINK_BLOB), {"repository_id": repo_id, "digest": digest, "created_at": now}
     )
 
 
 async def blob_size(conn: AsyncConnection, digest: str) -> int | None:
-    return (await conn.execute(select(blobs.c.size).where(blobs.c.digest == digest))).scalar()
+    return (await conn.execute(_BLOB_SIZE, {"digest": digest})).scalar()
 
 
 _LINKED_BLOB_SIZE = (
@@ -193,27 +210,28 @@ async def unlink_blob(conn: AsyncConnection, repo_id: int, digest: str) -> bool:
     return bool(result.rowcount)
 
 
+_LINKED_DIGESTS = select(repository_blobs.c.digest).where(
+    repository_blobs.c.repository_id == bindparam("repo_id"),
+    repository_blobs.c.digest.in_(bindparam("digests", expanding=True)),
+)
+_BLOB_SIZES = select(blobs.c.digest, blobs.c.size).where(
+    blobs.c.digest.in_(bindparam("digests", expanding=True))
+)
+
+
 async def missing_blobs(conn: AsyncConnection, repo_id: int, digests: Iterable[str]) -> list[str]:
     wanted = set(digests)
     if not wanted:
         return []
-    present = set(
-        (
-            await conn.execute(
-                select(repository_blobs.c.digest).where(
-                    repository_blobs.c.repository_id == repo_id, repository_blobs.c.digest.in_(wanted)
-                )
-            )
-        ).scalars()
-    )
-    return sorted(wanted - present)
+    rows = await conn.execute(_LINKED_DIGESTS, {"repo_id": repo_id, "digests": sorted(wanted)})
+    return sorted(wanted.difference(rows.scalars()))
 
 
 async def blob_sizes(conn: AsyncConnection, digests: Iterable[str]) -> dict[str, int]:
     wanted = set(digests)
     if not wanted:
         return {}
-    rows = await conn.execute(select(blobs.c.digest, blobs.c.size).where(blobs.c.digest.in_(wanted)))
+    rows = await conn.execute(_BLOB_SIZES, {"digests": sorted(wanted)})
     return {d: s for d, s in rows}
 
 
@@ -251,15 +269,17 @@ async def missing_manifests(conn: AsyncConnection, repo_id: int, digests: Iterab
     return sorted(wanted - present)
 
 
+_MANIFEST_SIZES = select(manifests.c.digest, manifests.c.total_size).where(
+    manifests.c.repository_id == bindparam("repo_id"),
+    manifests.c.digest.in_(bindparam("digests", expanding=True)),
+)
+
+
 async def manifest_sizes(conn: AsyncConnection, repo_id: int, digests: Iterable[str]) -> dict[str, int]:
     wanted = set(digests)
     if not wanted:
         return {}
-    rows = await conn.execute(
-        select(manifests.c.digest, manifests.c.total_size).where(
-            manifests.c.repository_id == repo_id, manifests.c.digest.in_(wanted)
-        )
-    )
+    rows = await conn.execute(_MANIFEST_SIZES, {"repo_id": repo_id, "digests": sorted(wanted)})
     return {d: s for d, s in rows}
 
 
@@ -298,17 +318,20 @@ async def manifest_by_tag(conn: AsyncConnection, repo_name: str, tag: str) -> St
     return StoredManifest(*row) if row else None
 
 
+_MANIFEST_ID = select(manifests.c.id).where(
+    manifests.c.repository_id == bindparam("repo_id"), manifests.c.digest == bindparam("digest")
+)
+# One statement stores a new manifest and returns its id; on a conflict (already stored,
+# possibly by a concurrent push) it returns no row and the id is looked up.
+_INSERT_MANIFEST = _per_dialect(
+    lambda insert: insert(manifests).on_conflict_do_nothing().returning(manifests.c.id)
+)
+_INSERT_MANIFEST_BLOBS = _per_dialect(lambda insert: insert(manifest_blobs).on_conflict_do_nothing())
+_INSERT_MANIFEST_CHILDREN = _per_dialect(lambda insert: insert(manifest_children).on_conflict_do_nothing())
+
+
 async def insert_manifest(conn: AsyncConnection, repo_id: int, new: NewManifest, now: dt.datetime) -> int:
     """Store a manifest and its references; returns its id (the existing one when already stored)."""
-    existing = (
-        await conn.execute(
-            select(manifests.c.id).where(
-                manifests.c.repository_id == repo_id, manifests.c.digest == new.digest
-            )
-        )
-    ).scalar()
-    if existing is not None:
-        return int(existing)
     values = {
         "repository_id": repo_id,
         "digest": new.digest,
@@ -327,24 +350,20 @@ async def insert_manifest(conn: AsyncConnection, repo_id: int, new: NewManifest,
         "pushed_at": now,
         "pushed_by": new.pushed_by,
     }
-    await conn.execute(_insert(conn, manifests).values(**values).on_conflict_do_nothing())  # type: ignore[attr-defined]
-    manifest_id = (
-        await conn.execute(
-            select(manifests.c.id).where(
-                manifests.c.repository_id == repo_id, manifests.c.digest == new.digest
-            )
-        )
-    ).scalar_one()
-    manifest_id = int(manifest_id)
+    inserted = (await conn.execute(_for(conn, _INSERT_MANIFEST), values)).scalar()
+    if inserted is None:  # already stored: its references were stored with it
+        existing = await conn.execute(_MANIFEST_ID, {"repo_id": repo_id, "digest": new.digest})
+        return int(existing.scalar_one())
+    manifest_id = int(inserted)
     if new.blob_digests:
         await conn.execute(
-            _insert(conn, manifest_blobs).on_conflict_do_nothing(),  # type: ignore[attr-defined]
-            [{"manifest_id": manifest_id, "digest": d} for d in set(new.blob_digests)],
+            _for(conn, _INSERT_MANIFEST_BLOBS),
+            [{"manifest_id": manifest_id, "digest": d} for d in sorted(set(new.blob_digests))],
         )
     if new.child_digests:
         await conn.execute(
-            _insert(conn, manifest_children).on_conflict_do_nothing(),  # type: ignore[attr-defined]
-            [{"manifest_id": manifest_id, "child_digest": d} for d in set(new.child_digests)],
+            _for(conn, _INSERT_MANIFEST_CHILDREN),
+            [{"manifest_id": manifest_id, "child_digest": d} for d in sorted(set(new.child_digests))],
         )
     return manifest_id
 
@@ -387,34 +406,50 @@ async def referrers(
 
 
 # -- tags ---------------------------------------------------------------------------------
+_TAG_TARGET = select(tags.c.manifest_id).where(
+    tags.c.repository_id == bindparam("repo_id"), tags.c.name == bindparam("tag")
+)
+_TAGS_IMMUTABLE = select(repository_settings.c.immutable_tags).where(
+    repository_settings.c.repository_id == bindparam("repo_id")
+)
+
+
+def _upsert_tag(insert: Any) -> Any:
+    stmt = insert(tags)
+    return stmt.on_conflict_do_update(
+        index_elements=[tags.c.repository_id, tags.c.name],
+        set_={
+            "manifest_id": stmt.excluded.manifest_id,
+            "updated_at": stmt.excluded.updated_at,
+            "updated_by": stmt.excluded.updated_by,
+        },
+    )
+
+
+_SET_TAG = _per_dialect(_upsert_tag)
+
+
 async def tag_target(conn: AsyncConnection, repo_id: int, tag: str) -> int | None:
-    return (
-        await conn.execute(
-            select(tags.c.manifest_id).where(tags.c.repository_id == repo_id, tags.c.name == tag)
-        )
-    ).scalar()
+    return (await conn.execute(_TAG_TARGET, {"repo_id": repo_id, "tag": tag})).scalar()
 
 
 async def tags_immutable(conn: AsyncConnection, repo_id: int) -> bool:
-    value = (
-        await conn.execute(
-            select(repository_settings.c.immutable_tags).where(repository_settings.c.repository_id == repo_id)
-        )
-    ).scalar()
-    return bool(value)
+    return bool((await conn.execute(_TAGS_IMMUTABLE, {"repo_id": repo_id})).scalar())
 
 
 async def set_tag(
     conn: AsyncConnection, repo_id: int, tag: str, manifest_id: int, now: dt.datetime, by: str | None
 ) -> None:
-    stmt = _insert(conn, tags).values(
-        repository_id=repo_id, name=tag, manifest_id=manifest_id, updated_at=now, updated_by=by
+    await conn.execute(
+        _for(conn, _SET_TAG),
+        {
+            "repository_id": repo_id,
+            "name": tag,
+            "manifest_id": manifest_id,
+            "updated_at": now,
+            "updated_by": by,
+        },
     )
-    stmt = stmt.on_conflict_do_update(  # type: ignore[attr-defined]
-        index_elements=[tags.c.repository_id, tags.c.name],
-        set_={"manifest_id": manifest_id, "updated_at": now, "updated_by": by},
-    )
-    await conn.execute(stmt)
 
 
 async def delete_tag(conn: AsyncConnection, repo_id: int, tag: str) -> bool:
@@ -433,23 +468,31 @@ async def list_tags(conn: AsyncConnection, repo_id: int, last: str | None, limit
 
 
 # -- uploads ------------------------------------------------------------------------------
+_CREATE_UPLOAD = uploads.insert()
+_UPLOAD_REPOSITORY = select(uploads.c.repository).where(uploads.c.id == bindparam("upload_id"))
+_TOUCH_UPLOAD = (
+    update(uploads).where(uploads.c.id == bindparam("upload_id")).values(updated_at=bindparam("now"))
+)
+_DELETE_UPLOAD = delete(uploads).where(uploads.c.id == bindparam("upload_id"))
+
+
 async def create_upload(conn: AsyncConnection, upload_id: str, repository: str, now: dt.datetime) -> None:
     await conn.execute(
-        uploads.insert().values(id=upload_id, repository=repository, created_at=now, updated_at=now)
+        _CREATE_UPLOAD, {"id": upload_id, "repository": repository, "created_at": now, "updated_at": now}
     )
 
 
 async def upload_repository(conn: AsyncConnection, upload_id: str) -> str | None:
     """Name of the repository an upload belongs to, or ``None`` for an unknown upload."""
-    return (await conn.execute(select(uploads.c.repository).where(uploads.c.id == upload_id))).scalar()
+    return (await conn.execute(_UPLOAD_REPOSITORY, {"upload_id": upload_id})).scalar()
 
 
 async def touch_upload(conn: AsyncConnection, upload_id: str, now: dt.datetime) -> None:
-    await conn.execute(update(uploads).where(uploads.c.id == upload_id).values(updated_at=now))
+    await conn.execute(_TOUCH_UPLOAD, {"upload_id": upload_id, "now": now})
 
 
 async def delete_upload(conn: AsyncConnection, upload_id: str) -> bool:
-    result = await conn.execute(delete(uploads).where(uploads.c.id == upload_id))
+    result = await conn.execute(_DELETE_UPLOAD, {"upload_id": upload_id})
     return bool(result.rowcount)
 
 

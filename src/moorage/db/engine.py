@@ -7,6 +7,9 @@ COMMITTED with the statements written to be safe under concurrency (``ON CONFLIC
 SQLite calls run inline on the event loop rather than in aiosqlite's thread: the queries
 are indexed point lookups that take microseconds, while a hop to a thread and back costs
 ~50-100 us each, several times per transaction, and was most of the CPU of a manifest GET.
+They run through SQLAlchemy's synchronous engine (``sqlite3`` itself), behind
+``InlineConnection``, the part of ``AsyncConnection`` the services use: the asyncio layer
+(a greenlet switch per call, the async DBAPI adapter) was still ~60% of a manifest GET.
 What could block is kept off the loop: WAL readers never wait for a writer; writers of this
 process take turns on an ``asyncio.Lock`` (no in-process busy waiting), and the worker
 processes on an ``flock`` of ``<database>.writelock``, waited for in a thread (the kernel
@@ -22,47 +25,60 @@ import fcntl
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
-import aiosqlite
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Engine, Executable, Result, ScalarResult, create_engine, event
+from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import QueuePool
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process's write transaction
+_T = TypeVar("_T")
 
 
-class _InlineSqlite(aiosqlite.Connection):
-    """aiosqlite's interface over a ``sqlite3`` connection used on the calling thread."""
+class InlineConnection:
+    """What the services use of ``AsyncConnection``, over a synchronous SQLAlchemy connection
+    whose statements run right here, on the event loop (SQLite only).
 
-    def __await__(self) -> Generator[Any, None, _InlineSqlite]:
-        return self._connect().__await__()
+    ``Database`` hands it out typed as ``AsyncConnection``; it offers ``execute``,
+    ``exec_driver_sql``, ``scalar``, ``scalars``, ``run_sync``, ``dialect`` and
+    ``sync_connection``. Results are the same ``Result`` objects.
+    """
 
-    async def _connect(self) -> _InlineSqlite:
-        if self._connection is None:
-            self._connection = self._connector()
-        return self
+    __slots__ = ("sync_connection",)
 
-    async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        if not self._running or self._connection is None:
-            raise ValueError("Connection closed")
-        return fn(*args, **kwargs)
+    def __init__(self, sync_connection: Connection) -> None:
+        self.sync_connection = sync_connection
 
-    def stop(self) -> None:
-        self._running = False
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+    @property
+    def dialect(self) -> Dialect:
+        return self.sync_connection.dialect
 
-    async def close(self) -> None:
-        self.stop()
+    async def execute(
+        self, statement: Executable, parameters: Any = None, *, execution_options: Any = None
+    ) -> Result[Any]:
+        return self.sync_connection.execute(statement, parameters, execution_options=execution_options)
+
+    async def exec_driver_sql(
+        self, statement: str, parameters: Any = None, execution_options: Any = None
+    ) -> Result[Any]:
+        return self.sync_connection.exec_driver_sql(statement, parameters, execution_options)
+
+    async def scalar(self, statement: Executable, parameters: Any = None) -> Any:
+        return self.sync_connection.scalar(statement, parameters)
+
+    async def scalars(self, statement: Executable, parameters: Any = None) -> ScalarResult[Any]:
+        return self.sync_connection.scalars(statement, parameters)
+
+    async def run_sync(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        return fn(self.sync_connection, *args, **kwargs)
 
 
 def _sqlite_connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
@@ -75,9 +91,36 @@ def _sqlite_connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
     return conn
 
 
-def _driver(conn: AsyncConnection) -> sqlite3.Connection:
-    """The ``sqlite3`` connection under an inline SQLite ``AsyncConnection``."""
-    return conn.sync_connection.connection.driver_connection._conn  # type: ignore[union-attr,no-any-return]
+def _driver(conn: Connection) -> sqlite3.Connection:
+    """The ``sqlite3`` connection under a synchronous SQLite connection."""
+    return conn.connection.driver_connection  # type: ignore[return-value]
+
+
+class _InlinePool:
+    """Open connections of an inline SQLite engine, kept between transactions: a checkout from
+    SQLAlchemy's pool and back (a ``Connection``, its pool record, the reset on return) cost
+    more than the indexed lookup of a manifest GET. Used from the event loop's thread only."""
+
+    def __init__(self, engine: Engine, keep: int = 20) -> None:
+        self.engine = engine
+        self.keep = keep
+        self.free: list[Connection] = []
+
+    def take(self) -> Connection:
+        return self.free.pop() if self.free else self.engine.connect()
+
+    def give(self, sync: Connection) -> None:
+        """Keep ``sync`` for the next transaction, or close it if it is not in a clean state."""
+        clean = not sync.closed and not sync.invalidated and not sync.in_transaction()
+        if clean and not _driver(sync).in_transaction and len(self.free) < self.keep:
+            self.free.append(sync)
+        else:
+            sync.close()
+
+    def dispose(self) -> None:
+        while self.free:
+            self.free.pop().close()
+        self.engine.dispose()
 
 
 class _ProcessLock:
@@ -143,11 +186,17 @@ class Database:
         self.dialect = parsed.get_backend_name()
         self._write_lock: asyncio.Lock | None = None
         self._process_lock: _ProcessLock | None = None
+        self._inline_reader: _InlinePool | None = None
+        self._inline_writer: _InlinePool | None = None
+        self._reader: AsyncEngine | None = None
+        self._writer: AsyncEngine | None = None
         if self.dialect == "sqlite" and parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            self._reader = self._inline_sqlite_engine(url, parsed.database, busy_timeout_ms=30000)
+            self._inline_reader = _InlinePool(
+                self._inline_sqlite_engine(parsed.database, busy_timeout_ms=30000)
+            )
             # The writer never lets SQLite sleep on a lock: _begin_immediate retries instead.
-            self._writer = self._inline_sqlite_engine(url, parsed.database, busy_timeout_ms=0)
+            self._inline_writer = _InlinePool(self._inline_sqlite_engine(parsed.database, busy_timeout_ms=0))
             self._write_lock = asyncio.Lock()
             self._process_lock = _ProcessLock(parsed.database + ".writelock")
         elif self.dialect == "sqlite":
@@ -167,11 +216,16 @@ class Database:
             self._writer = self._reader
 
     @staticmethod
-    def _inline_sqlite_engine(url: str, path: str, busy_timeout_ms: int) -> AsyncEngine:
-        def creator() -> _InlineSqlite:
-            return _InlineSqlite(partial(_sqlite_connect, path, busy_timeout_ms), 64)
-
-        return create_async_engine(url, async_creator=creator, pool_size=20, max_overflow=20)
+    def _inline_sqlite_engine(path: str, busy_timeout_ms: int) -> Engine:
+        # No overflow limit: a checkout that had to wait would block the event loop. Connections
+        # are held only while a transaction's statements run, so few are ever open at once.
+        return create_engine(
+            URL.create("sqlite+pysqlite", database=path),
+            creator=partial(_sqlite_connect, path, busy_timeout_ms),
+            poolclass=QueuePool,
+            pool_size=20,
+            max_overflow=-1,
+        )
 
     @staticmethod
     def _sqlite_engine(url: str, immediate: bool) -> AsyncEngine:
@@ -197,27 +251,39 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A short read-only transaction."""
-        async with self._reader.connect() as conn:
-            if self._write_lock is not None:
-                _driver(conn).execute("BEGIN")
-            async with conn.begin():
-                yield conn
+        if self._inline_reader is not None:
+            sync = self._inline_reader.take()
+            try:
+                _driver(sync).execute("BEGIN")
+                with sync.begin():
+                    yield cast(AsyncConnection, InlineConnection(sync))
+            finally:
+                self._inline_reader.give(sync)
+            return
+        assert self._reader is not None
+        async with self._reader.connect() as conn, conn.begin():
+            yield conn
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction: committed when the block ends, rolled back on any error."""
         if self._write_lock is None:
+            assert self._writer is not None
             async with self._writer.connect() as conn, conn.begin():
                 yield conn
             return
         assert self._process_lock is not None
+        assert self._inline_writer is not None
         async with self._write_lock:
             await self._process_lock.acquire()
             try:
-                async with self._writer.connect() as conn:
-                    await _begin_immediate(_driver(conn))
-                    async with conn.begin():
-                        yield conn
+                sync = self._inline_writer.take()
+                try:
+                    await _begin_immediate(_driver(sync))
+                    with sync.begin():
+                        yield cast(AsyncConnection, InlineConnection(sync))
+                finally:
+                    self._inline_writer.give(sync)
             finally:
                 self._process_lock.release()
 
@@ -234,6 +300,7 @@ class Database:
             finally:
                 await engine.dispose()
             return
+        assert self._writer is not None
         async with self._writer.connect() as conn:
             if self.dialect == "postgresql":
                 # Several processes may start at once: one migrates, the others wait.
@@ -249,8 +316,12 @@ class Database:
     async def close(self) -> None:
         if self._process_lock is not None:
             self._process_lock.close()
-        await self._reader.dispose()
-        if self._writer is not self._reader:
+        for pool in (self._inline_reader, self._inline_writer):
+            if pool is not None:
+                pool.dispose()
+        if self._reader is not None:
+            await self._reader.dispose()
+        if self._writer is not None and self._writer is not self._reader:
             await self._writer.dispose()
 
 

@@ -352,3 +352,223 @@ vulnerability_overrides = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("repository_id", "vuln_id", "package"),
 )
+
+# --- Events and jobs (issue 7): the outbox, its consumers' cursors, background jobs, schedules ---
+
+# Every change, written in the change's own transaction; consumers read it in id order.
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("type", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("namespace", String(255), nullable=True),
+    Column("repository", String(512), nullable=True),
+    Column("tag", String(255), nullable=True),
+    Column("digest", DIGEST, nullable=True),
+    Column("actor", String(255), nullable=True),
+    Column("contents", Text, nullable=False),  # JSON
+    Index(None, "repository", "id"),
+    Index(None, "type", "id"),
+)
+
+# How far each consumer of the outbox has read (the highest event id it has handled).
+event_cursors = Table(
+    "event_cursors",
+    metadata,
+    Column("consumer", String(64), primary_key=True),
+    Column("last_id", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Background work: pending rows are the queue; claimed with a conditional UPDATE.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # pending | running | succeeded | failed | cancelled
+    Column("payload", Text, nullable=False),  # JSON
+    Column("result", Text, nullable=True),  # JSON
+    Column("error", Text, nullable=True),
+    Column("log", Text, nullable=False, default=""),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("max_attempts", Integer, nullable=False, default=1),
+    Column("backoff_seconds", Float, nullable=False, default=5.0),
+    Column("dedupe_key", String(255), nullable=True, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("run_after", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Index(None, "status", "run_after"),
+    Index(None, "kind", "id"),
+)
+
+# Recurring jobs in cron syntax; a due schedule enqueues one job and moves to its next time.
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("kind", String(64), nullable=False),
+    Column("cron", String(255), nullable=False),
+    Column("payload", Text, nullable=False),  # JSON
+    Column("enabled", Boolean, nullable=False),
+    Column("next_run_at", DateTime(timezone=True), nullable=False),
+    Column("last_run_at", DateTime(timezone=True), nullable=True),
+    Column("last_job_id", Integer, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# --- Web UI sessions (issue 6): a signed-in browser, revocable server-side ---
+
+# ``id`` is the SHA-256 of the cookie's secret: a leaked database does not hand out sessions.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index(None, "user_id"),
+    Index(None, "expires_at"),
+)
+
+# --- Webhooks (issue 7): endpoints told about events, and every attempt to tell them ---
+
+# One endpoint, for a repository, a namespace, or the whole registry (both ids null). The
+# secret signs every delivery (HMAC-SHA256), so it is stored as given, recoverable.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("scope", String(16), nullable=False),  # repository | namespace | global
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), nullable=True),
+    Column("namespace_id", Integer, ForeignKey("namespaces.id", ondelete="CASCADE"), nullable=True),
+    Column("name", String(255), nullable=True),
+    Column("url", Text, nullable=False),
+    Column("event_types", Text, nullable=False),  # JSON list
+    Column("secret", String(255), nullable=False),
+    Column("format", String(16), nullable=False),  # default | cloudevents
+    Column("ca_cert", Text, nullable=True),  # PEM, trusted for this endpoint only
+    Column("skip_verify", Boolean, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("created_by", String(255), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index(None, "repository_id"),
+    Index(None, "namespace_id"),
+)
+
+# Every attempt to deliver an event (or a test) to a webhook, newest kept per webhook.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("webhook_id", Integer, ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", Integer, nullable=True),  # null for a test delivery
+    Column("event_type", String(32), nullable=False),
+    Column("job_id", Integer, nullable=True),
+    Column("attempt", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # succeeded | failed
+    Column("response_code", Integer, nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index(None, "webhook_id", "id"),
+)
+
+# --- Mirroring (issue 7): push mirrors (to a remote on push) and pull mirrors (polled) ---
+
+# One mirror of a repository. ``direction`` push: the repository's tags are sent to
+# ``remote_repository`` on ``url`` (tag from ``tag_template``); pull: ``remote_repository``'s
+# tags are copied into the repository on the ``cron`` schedule. ``password`` is kept as given
+# (it must be sent to the remote); the API never returns it.
+mirrors = Table(
+    "mirrors",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
+    Column("direction", String(8), nullable=False),  # push | pull
+    Column("url", String(1024), nullable=False),
+    Column("remote_repository", String(255), nullable=False),
+    Column("username", String(255), nullable=True),
+    Column("password", Text, nullable=True),
+    Column("ca_certificate", Text, nullable=True),  # PEM
+    Column("skip_verify", Boolean, nullable=False),
+    Column("tag_template", String(255), nullable=True),  # push: "%n" = the source tag
+    Column("rules", Text, nullable=True),  # JSON: rules (services/policy_rules.py) a tag must match
+    Column("cron", String(255), nullable=True),  # pull
+    Column("enabled", Boolean, nullable=False),
+    Column("created_by", String(255), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("last_status", String(16), nullable=True),  # succeeded | failed | partial
+    Column("last_error", Text, nullable=True),
+    Column("last_run_at", DateTime(timezone=True), nullable=True),
+    Column("last_job_id", Integer, nullable=True),
+    Index(None, "repository_id", "direction"),
+)
+
+# --- Policies (issue 7): promotion and pruning, per source repository ---
+
+# Copy matching tags into another repository, on push, on scan completion, or on demand.
+promotion_policies = Table(
+    "promotion_policies",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
+    Column("target", String(255), nullable=False),  # a repository name: it may not exist yet
+    Column("rules", Text, nullable=False),  # JSON list of {field, operator, value}
+    Column("tag_template", String(255), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_by", String(255), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index(None, "repository_id"),
+)
+
+# Remove matching tags beyond the newest N or the repository's tag limit; on demand, by cron, after pushes.
+pruning_policies = Table(
+    "pruning_policies",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
+    Column("rules", Text, nullable=False),  # JSON list of {field, operator, value}
+    Column("keep_newest", Integer, nullable=True),
+    Column("max_tags", Integer, nullable=True),
+    Column("cron", String(255), nullable=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_by", String(255), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index(None, "repository_id"),
+)
+
+# --- Garbage collection (issue 7): one row per run, what it found or removed ---
+
+gc_runs = Table(
+    "gc_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", Integer, nullable=True),  # the gc.run job (none when run from the CLI)
+    Column("status", String(16), nullable=False),  # queued | running | succeeded | failed
+    Column("dry_run", Boolean, nullable=False),
+    Column("trigger", String(16), nullable=False),  # api | schedule | cli
+    Column("requested_by", String(255), nullable=True),
+    Column("grace_seconds", Float, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("manifests_deleted", Integer, nullable=False, default=0),
+    Column("blob_links_deleted", Integer, nullable=False, default=0),
+    Column("blobs_deleted", Integer, nullable=False, default=0),
+    Column("bytes_freed", BigInteger, nullable=False, default=0),
+    Column("summary", Text, nullable=True),  # JSON: per-kind counts and bytes
+    Column("error", Text, nullable=True),
+    Index(None, "status"),
+)
+
+# Garbage collection asks "does any repository still link this blob?" per digest.
+Index("ix_repository_blobs_digest", repository_blobs.c.digest)

@@ -11,6 +11,24 @@ from starlette.types import Receive, Scope, Send
 _CHUNK = 1 << 20
 
 
+class BytesResponse:
+    """A small in-memory response whose headers are given ready to send (lower-case, encoded).
+
+    For the hottest small responses (manifest GET/HEAD): Starlette's ``Response`` builds,
+    encodes and checks its header list on every request."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes = b"") -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
 class BlobResponse:
     """Send ``length`` bytes of a local file from ``offset``.
 

@@ -6,15 +6,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("base", re.compile(r"^/v2/?$")),
-    ("catalog", re.compile(r"^/v2/_catalog$")),
-    ("tags", re.compile(r"^/v2/(?P<name>.+)/tags/list$")),
-    ("manifest", re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<reference>[^/]+)$")),
-    ("upload_start", re.compile(r"^/v2/(?P<name>.+)/blobs/uploads/?$")),
-    ("upload", re.compile(r"^/v2/(?P<name>.+)/blobs/uploads/(?P<upload>[^/]+)$")),
-    ("blob", re.compile(r"^/v2/(?P<name>.+)/blobs/(?P<digest>[^/]+)$")),
-    ("referrers", re.compile(r"^/v2/(?P<name>.+)/referrers/(?P<digest>[^/]+)$")),
+# (route, a literal every matching path contains, pattern): the literal is tested first, so a
+# request does not run the patterns (each scans the whole path) of the routes before its own.
+_ROUTES: tuple[tuple[str, str, re.Pattern[str]], ...] = (
+    ("base", "/v2", re.compile(r"^/v2/?$")),
+    ("catalog", "/v2/_catalog", re.compile(r"^/v2/_catalog$")),
+    ("tags", "/tags/list", re.compile(r"^/v2/(?P<name>.+)/tags/list$")),
+    ("manifest", "/manifests/", re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<reference>[^/]+)$")),
+    ("upload_start", "/blobs/uploads", re.compile(r"^/v2/(?P<name>.+)/blobs/uploads/?$")),
+    ("upload", "/blobs/uploads/", re.compile(r"^/v2/(?P<name>.+)/blobs/uploads/(?P<upload>[^/]+)$")),
+    ("blob", "/blobs/", re.compile(r"^/v2/(?P<name>.+)/blobs/(?P<digest>[^/]+)$")),
+    ("referrers", "/referrers/", re.compile(r"^/v2/(?P<name>.+)/referrers/(?P<digest>[^/]+)$")),
 )
 
 
@@ -26,7 +28,9 @@ class Match:
 
 
 def match(path: str) -> Match | None:
-    for route, pattern in _ROUTES:
+    for route, literal, pattern in _ROUTES:
+        if literal not in path:
+            continue
         m = pattern.match(path)
         if m is None:
             continue

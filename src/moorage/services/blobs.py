@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import anyio.to_thread
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from moorage.db import content as q
 from moorage.db.engine import Database
+from moorage.db.gc import hold_references as gc_fence
 from moorage.oci.digest import Digest, Hasher, new_hasher, parse_digest
 from moorage.oci.errors import (
     BlobUnknown,
+    BlobUploadInvalid,
     BlobUploadUnknown,
     DigestInvalid,
     PayloadTooLarge,
@@ -45,6 +50,8 @@ class BlobService:
     store: BlobStore
     clock: Clock
     max_upload_size: int
+    #: runs in the transaction that creates a repository implicitly, on push (``REPO_CREATED``)
+    on_repository_created: Callable[[AsyncConnection, str], Awaitable[None]] | None = None
     _hash_states: dict[str, tuple[int, Hasher]] = field(default_factory=dict)
 
     # -- pull ---------------------------------------------------------------------------
@@ -75,9 +82,12 @@ class BlobService:
         validate_name(source)
         parse_digest(digest)
         async with self.db.write() as conn:
+            await gc_fence(conn)
             if await q.linked_blob_size(conn, source, digest) is None:
                 return False
-            rid = await q.ensure_repository(conn, validate_name(repository), self.clock())
+            rid = await q.ensure_repository(
+                conn, validate_name(repository), self.clock(), on_created=self.on_repository_created
+            )
             await q.link_blob(conn, rid, digest, self.clock())
         return True
 
@@ -106,22 +116,21 @@ class BlobService:
         state = self._hash_states.get(upload_id)
         if state is not None and state[0] == size:
             return state[1]
-        hasher = new_hasher(_HASH_ALGORITHM)
+        return await self._rehash(upload_id, _HASH_ALGORITHM)
+
+    async def _rehash(self, upload_id: str, algorithm: str) -> Hasher:
+        """Hash what the upload holds, in a thread: a large upload would stall the event loop."""
+        hasher = new_hasher(algorithm)
         async for chunk in self.store.upload_read(upload_id):
-            hasher.update(chunk)
+            await anyio.to_thread.run_sync(hasher.update, chunk)
         return hasher
 
     async def _append(self, upload_id: str, size: int, chunks: AsyncIterable[bytes]) -> int:
         hasher = await self._hash_state(upload_id, size)
         self._hash_states.pop(upload_id, None)  # invalid until this append finishes
-
-        async def hashing() -> AsyncIterator[bytes]:
-            async for chunk in chunks:
-                hasher.update(chunk)
-                yield chunk
-
         try:
-            new_size = await self.store.upload_append(upload_id, hashing(), self.max_upload_size)
+            # The store hashes in its writer thread, with the write: not on the event loop.
+            new_size = await self.store.upload_append(upload_id, chunks, self.max_upload_size, hasher)
         except UploadTooLarge:
             raise PayloadTooLarge(
                 f"blob exceeds the registry's upload limit of {self.max_upload_size} bytes",
@@ -172,23 +181,32 @@ class BlobService:
         if expected.algorithm == _HASH_ALGORITHM:
             hasher = await self._hash_state(upload_id, size)
         else:
-            hasher = new_hasher(expected.algorithm)
-            async for chunk in self.store.upload_read(upload_id):
-                hasher.update(chunk)
+            hasher = await self._rehash(upload_id, expected.algorithm)
         return Digest(expected.algorithm, hasher.hexdigest())
 
     async def _publish(self, repository: str, upload_id: str, digest: str, size: int) -> None:
         self._hash_states.pop(upload_id, None)
-        if await self.store.stat(digest) is None:
+        installed = await self.store.stat(digest) is None
+        if installed:  # outside the transaction: the commit may fsync a large file
             await self.store.upload_commit(upload_id, digest)
-        else:
-            await self.store.upload_delete(upload_id)
         now = self.clock()
         async with self.db.write() as conn:
+            # Under the GC fence the file cannot go while the row is being recorded: check it is
+            # (still) there; garbage collection may have removed it since (services/gc.py).
+            await gc_fence(conn)
+            if await self.store.stat(digest) is None:
+                if installed:
+                    raise BlobUploadInvalid(
+                        f"blob {digest} was removed by garbage collection while being stored: upload it again"
+                    )
+                await self.store.upload_commit(upload_id, digest)
+                installed = True
             await q.record_blob(conn, digest, size, now)
-            rid = await q.ensure_repository(conn, repository, now)
+            rid = await q.ensure_repository(conn, repository, now, on_created=self.on_repository_created)
             await q.link_blob(conn, rid, digest, now)
             await q.delete_upload(conn, upload_id)
+        if not installed:
+            await self.store.upload_delete(upload_id)
 
     async def _discard(self, upload_id: str) -> None:
         self._hash_states.pop(upload_id, None)
@@ -226,11 +244,14 @@ class BlobService:
         hasher = new_hasher(_HASH_ALGORITHM)
         hasher.update(data)
         digest = f"{_HASH_ALGORITHM}:{hasher.hexdigest()}"
-        await self.store.put(digest, data)
         now = self.clock()
         async with self.db.write() as conn:
+            await gc_fence(conn)
+            await self.store.put(digest, data)  # a no-op when present; under the fence (services/gc.py)
             await q.record_blob(conn, digest, len(data), now)
-            rid = await q.ensure_repository(conn, validate_name(repository), now)
+            rid = await q.ensure_repository(
+                conn, validate_name(repository), now, on_created=self.on_repository_created
+            )
             await q.link_blob(conn, rid, digest, now)
         return digest
 

@@ -25,12 +25,16 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from moorage.oci.digest import parse_digest
+from moorage.oci.digest import Hasher, parse_digest
 from moorage.storage.base import StoredBlob, UploadTooLarge
 
 _UPLOAD_ID_RE = re.compile(r"^[A-Za-z0-9-]{8,64}\Z")
 _READ_CHUNK = 1 << 20
 _WRITE_BUFFER = 1 << 20
+#: A last partial buffer up to this size is hashed and written inline, not in a thread.
+_INLINE_WRITE = 64 << 10
+#: Most chunks in one buffer (``pwritev`` takes at most IOV_MAX, 1024, at once).
+_MAX_PARTS = 512
 #: Reads up to this size run inline: a page-cache hit costs less than a hop to a thread.
 _INLINE_READ = 64 << 10
 
@@ -48,16 +52,31 @@ _sync_file_range = _load_sync_file_range()
 _SYNC_FILE_RANGE_WRITE = 2
 
 
-def _write_at(fd: int, data: bytes | bytearray, offset: int, writeback: bool) -> None:
-    """``pwrite`` all of ``data``; with ``writeback``, start flushing it to disk now (no waiting),
-    so that the ``fsync`` at commit finds little left to write."""
-    view = memoryview(data)
+def _write_at(
+    fd: int, parts: list[bytes], offset: int, writeback: bool, hasher: Hasher | None = None
+) -> None:
+    """Hash (when given a ``hasher``) and write ``parts`` one after the other at ``offset``
+    (one ``pwritev``, no joining copy); with ``writeback``, start flushing them to disk now (no
+    waiting), so that the ``fsync`` at commit finds little left to write.
+
+    Runs in a writer thread: ``hashlib`` and ``pwritev`` both release the GIL on large buffers,
+    so the event loop goes on receiving the next buffer meanwhile."""
+    if hasher is not None:
+        for part in parts:
+            hasher.update(part)
+    total = sum(len(part) for part in parts)
+    views = [memoryview(part) for part in parts if part]
     position = offset
-    while view:
-        n = os.pwrite(fd, view, position)
-        view, position = view[n:], position + n
+    while views:
+        n = os.pwritev(fd, views, position)
+        position += n
+        while views and n >= len(views[0]):  # drop what was written; a short write resumes
+            n -= len(views[0])
+            views.pop(0)
+        if n:
+            views[0] = views[0][n:]
     if writeback and _sync_file_range is not None:
-        _sync_file_range(fd, offset, len(data), _SYNC_FILE_RANGE_WRITE)
+        _sync_file_range(fd, offset, total, _SYNC_FILE_RANGE_WRITE)
 
 
 class FilesystemBlobStore:
@@ -65,16 +84,21 @@ class FilesystemBlobStore:
 
     def __init__(self, root: Path, durable: bool = True) -> None:
         self.root = root
+        self._blobs_dir = str(root / "blobs")
         self.durable = durable
-        # Upload writes run here while the event loop goes on receiving (and hashing) the body.
+        # Upload hashing and writes run here while the event loop goes on receiving the body.
         self._io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="moorage-blob-write")
         for sub in ("blobs", "uploads", "tmp"):
             (root / sub).mkdir(parents=True, exist_ok=True)
 
     # -- paths -------------------------------------------------------------------------
-    def _blob_path(self, digest: str) -> Path:
+    def _blob_file(self, digest: str) -> str:
         d = parse_digest(digest)  # validates: no path tricks reach the filesystem
-        return self.root / "blobs" / d.algorithm / d.encoded[:2] / d.encoded
+        # One string, not pathlib joins: this runs for every blob and manifest request.
+        return f"{self._blobs_dir}/{d.algorithm}/{d.encoded[:2]}/{d.encoded}"
+
+    def _blob_path(self, digest: str) -> Path:
+        return Path(self._blob_file(digest))
 
     def _upload_path(self, upload_id: str) -> Path:
         if not _UPLOAD_ID_RE.match(upload_id):
@@ -84,12 +108,12 @@ class FilesystemBlobStore:
     # -- blobs -------------------------------------------------------------------------
     async def stat(self, digest: str) -> int | None:
         try:
-            return self._blob_path(digest).stat().st_size
+            return os.stat(self._blob_file(digest)).st_size
         except FileNotFoundError:
             return None
 
     async def read(self, digest: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
-        async for chunk in _read_file(self._blob_path(digest), offset, length):
+        async for chunk in _read_file(self._blob_file(digest), offset, length):
             yield chunk
 
     def local_path(self, digest: str) -> Path | None:
@@ -135,6 +159,48 @@ class FilesystemBlobStore:
             return False
         return True
 
+    # -- set aside (garbage collection) ---------------------------------------------------
+    def _aside_path(self, digest: str) -> Path:
+        d = parse_digest(digest)
+        return self.root / "gc" / d.algorithm / d.encoded
+
+    async def set_aside(self, digest: str) -> bool:
+        source, target = self._blob_path(digest), self._aside_path(digest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(source, target)
+        except FileNotFoundError:
+            return False
+        return True
+
+    async def restore_aside(self, digest: str) -> bool:
+        source, target = self._aside_path(digest), self._blob_path(digest)
+        if not source.exists():
+            return False
+        if target.exists():  # stored again meanwhile: the same bytes
+            source.unlink(missing_ok=True)
+            return True
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target)  # never replaces a blob stored meanwhile
+        except FileExistsError:
+            pass
+        except FileNotFoundError:
+            return False
+        source.unlink(missing_ok=True)
+        return True
+
+    async def purge_aside(self, digest: str) -> None:
+        self._aside_path(digest).unlink(missing_ok=True)
+
+    async def list_aside(self) -> AsyncIterator[str]:
+        base = self.root / "gc"
+        if not base.is_dir():
+            return
+        for alg_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+            for entry in sorted(alg_dir.iterdir()):
+                yield f"{alg_dir.name}:{entry.name}"
+
     async def list_blobs(self) -> AsyncIterator[StoredBlob]:
         base = self.root / "blobs"
         for alg_dir in sorted(p for p in base.iterdir() if p.is_dir()):
@@ -151,7 +217,11 @@ class FilesystemBlobStore:
         self._upload_path(upload_id).touch(exist_ok=False)
 
     async def upload_append(
-        self, upload_id: str, chunks: AsyncIterable[bytes], limit: int | None = None
+        self,
+        upload_id: str,
+        chunks: AsyncIterable[bytes],
+        limit: int | None = None,
+        hasher: Hasher | None = None,
     ) -> int:
         path = self._upload_path(upload_id)
         if not path.exists():
@@ -159,26 +229,34 @@ class FilesystemBlobStore:
         fd = os.open(path, os.O_WRONLY)
         try:
             start = size = written = os.lseek(fd, 0, os.SEEK_END)
-            buffer = bytearray()
-            # At most one buffer is being written (in a thread) while the next one fills.
+            # The chunks as received (no copying on the event loop), up to about _WRITE_BUFFER
+            # bytes. At most one such buffer is being hashed and written (in a thread) while
+            # the next one fills, so the hasher sees the bytes in order; one thread hop does both.
+            buffer: list[bytes] = []
+            buffered = 0
             pending: Future[None] | None = None
             try:
                 async for chunk in chunks:
                     size += len(chunk)
                     if limit is not None and size > limit:
                         raise UploadTooLarge(f"upload exceeds the limit of {limit} bytes")
-                    buffer += chunk
-                    if len(buffer) >= _WRITE_BUFFER:
+                    buffer.append(chunk)
+                    buffered += len(chunk)
+                    if buffered >= _WRITE_BUFFER or len(buffer) >= _MAX_PARTS:
                         if pending is not None:
                             await asyncio.wrap_future(pending)
-                        pending = self._io.submit(_write_at, fd, buffer, written, self.durable)
-                        written += len(buffer)
-                        buffer = bytearray()
+                        pending = self._io.submit(_write_at, fd, buffer, written, self.durable, hasher)
+                        written += buffered
+                        buffer, buffered = [], 0
                 if pending is not None:
                     await asyncio.wrap_future(pending)
                     pending = None
-                if buffer:
-                    _write_at(fd, buffer, written, False)
+                if buffered > _INLINE_WRITE:
+                    pending = self._io.submit(_write_at, fd, buffer, written, False, hasher)
+                    await asyncio.wrap_future(pending)
+                    pending = None
+                elif buffered:
+                    _write_at(fd, buffer, written, False, hasher)
             except BaseException:
                 # A broken or refused chunk leaves the upload as it was before this call.
                 if pending is not None:
@@ -228,7 +306,7 @@ class FilesystemBlobStore:
         return out
 
 
-async def _read_file(path: Path, offset: int, length: int | None) -> AsyncIterator[bytes]:
+async def _read_file(path: str | Path, offset: int, length: int | None) -> AsyncIterator[bytes]:
     fd = os.open(path, os.O_RDONLY)
     try:
         remaining = length if length is not None else os.fstat(fd).st_size - offset
