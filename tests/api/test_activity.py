@@ -126,3 +126,18 @@ async def test_scan_queue_and_rescan_as_a_job(
     bob = await new_user("bob")
     assert (await bob.get(f"{API}/system/scans")).status_code == 403
     assert (await bob.post(f"{API}/system/rescan")).status_code == 403
+
+
+async def test_other_methods_on_repository_sub_resources_answer_405(client: httpx.AsyncClient) -> None:
+    """``/repositories/{namespace}/{name:path}`` must not take ``…/events`` as a repository name."""
+    await make_repository(client, "admin/guarded")
+    for method, path, allow in [
+        ("PATCH", "/repositories/admin/guarded/events", "GET"),
+        ("DELETE", "/repositories/admin/guarded/webhooks", "GET, POST"),
+        ("PUT", "/repositories/admin/guarded/promotion-policies", "GET, POST"),
+        ("GET", "/repositories/admin/guarded/push-mirrors/1/sync", "POST"),
+    ]:
+        r = await client.request(method, API + path, json={})
+        assert r.status_code == 405, (method, path, r.text)
+        assert r.headers["allow"] == allow
+        assert r.json()["code"] == "method_not_allowed"

@@ -6,9 +6,10 @@ Service errors (``services.errors``), the authentication errors the authenticato
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic.alias_generators import to_camel
@@ -136,3 +137,30 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(oci.RegistryError, _registry_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+
+
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+
+
+def guard_methods(router: APIRouter, allowed: dict[str, tuple[str, ...]]) -> None:
+    """Answer 405 (with ``Allow``) for the other methods on repository sub-resource paths.
+
+    ``/repositories/{namespace}/{name:path}`` would otherwise take ``…/tags`` or ``…/webhooks``
+    as part of a repository name and answer for a repository that does not exist.
+    """
+    for path, methods in allowed.items():
+        router.add_api_route(
+            path,
+            _not_allowed(", ".join(methods)),
+            methods=sorted(_METHODS - set(methods)),
+            include_in_schema=False,
+        )
+
+
+def _not_allowed(allow: str) -> Callable[[], Awaitable[JSONResponse]]:
+    async def handler() -> JSONResponse:
+        return error_response(
+            405, "method_not_allowed", f"use {allow} on this resource", headers={"Allow": allow}
+        )
+
+    return handler

@@ -11,6 +11,8 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from moorage.jobs.worker import BoundedWorker, sleep_until_woken
+
 log = logging.getLogger("moorage.jobs.runner")
 
 #: How often queues are looked at when nothing in this process woke the loop.
@@ -53,63 +55,26 @@ class EventSource(Protocol):
     async def flush_pulls(self) -> int: ...
 
 
-async def _sleep_until_woken(wake: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(wake.wait(), seconds)
+class JobRunner(BoundedWorker[Any]):
+    """Runs due jobs of the kinds this process handles, and fires due cron schedules."""
 
+    name = "job runner"
 
-class JobRunner:
     def __init__(self, queue: JobQueue, concurrency: int, poll_seconds: float = POLL_SECONDS) -> None:
+        super().__init__(concurrency, poll_seconds, STALE_AFTER, queue.wake, queue.clock)
         self.queue = queue
-        self.concurrency = max(1, concurrency)
-        self.poll_seconds = poll_seconds
-        self._running: set[asyncio.Task[None]] = set()
 
-    async def run(self) -> None:
-        """Run until cancelled."""
-        try:
-            await self.queue.requeue_stale(self.queue.clock())
-        except Exception:
-            log.exception("could not requeue abandoned jobs")
-        slots = asyncio.Semaphore(self.concurrency)
-        try:
-            while True:
-                self.queue.wake.clear()
-                started = 0
-                try:
-                    await self.queue.fire_due_schedules()
-                    started = await self._fill(slots)
-                    await self.queue.requeue_stale(self.queue.clock() - STALE_AFTER)
-                except Exception:
-                    log.exception("job queue: claiming failed; retrying")
-                if started == 0:
-                    await _sleep_until_woken(self.queue.wake, self.poll_seconds)
-        finally:
-            for task in self._running:
-                task.cancel()
-            await asyncio.gather(*self._running, return_exceptions=True)
+    async def each_pass(self) -> None:
+        await self.queue.fire_due_schedules()
 
-    async def _fill(self, slots: asyncio.Semaphore) -> int:
-        started = 0
-        while True:
-            await slots.acquire()
-            job = await self.queue.claim_next()
-            if job is None:
-                slots.release()
-                return started
-            task = asyncio.create_task(self._run(job, slots))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
-            started += 1
+    async def claim(self) -> Any | None:
+        return await self.queue.claim_next()
 
-    async def _run(self, job: Any, slots: asyncio.Semaphore) -> None:
-        try:
-            await self.queue.run(job)
-        except Exception:
-            log.exception("job %s failed unexpectedly", getattr(job, "id", job))
-        finally:
-            slots.release()
-            self.queue.wake.set()  # a slot is free: look for more
+    async def work(self, item: Any) -> None:
+        await self.queue.run(item)
+
+    async def requeue_stale(self, started_before: dt.datetime) -> int:
+        return await self.queue.requeue_stale(started_before)
 
 
 class EventDispatcher:
@@ -124,7 +89,7 @@ class EventDispatcher:
                 self.source.wake.clear()
                 handled = await self.step(self.source.consumers)
                 if handled == 0:
-                    await _sleep_until_woken(self.source.wake, self.poll_seconds)
+                    await sleep_until_woken(self.source.wake, self.poll_seconds)
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.source.flush_pulls())

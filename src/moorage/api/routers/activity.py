@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import JSONResponse
 
 from moorage.api.deps import CurrentPrincipal, PageParams, Services
-from moorage.api.errors import error_response
+from moorage.api.errors import guard_methods
 from moorage.api.models import NAME_PATTERN, NO_NUL, REPOSITORY_PATTERN
 from moorage.api.models_activity import (
     Event,
@@ -110,18 +109,5 @@ async def list_schedules(svc: Services, principal: CurrentPrincipal) -> list[Sch
     return [Schedule.model_validate(s) for s in await svc.activity.schedules_for(principal)]
 
 
-_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-
-
-async def _get_only() -> JSONResponse:
-    return error_response(405, "method_not_allowed", "use GET on this resource", headers={"Allow": "GET"})
-
-
-# The events path also matches the repository item route ({name:path} could end in "/events"):
-# other methods on it are answered here, so they are not taken as a repository name.
-router.add_api_route(
-    "/repositories/{namespace}/{name:path}/events",
-    _get_only,
-    methods=sorted(_METHODS),
-    include_in_schema=False,
-)
+# The events path also matches the repository item route ({name:path} could end in "/events").
+guard_methods(router, {"/repositories/{namespace}/{name:path}/events": ("GET",)})

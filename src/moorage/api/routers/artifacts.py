@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse, Response
 
 from moorage.api.deps import CurrentPrincipal, Services
-from moorage.api.errors import error_response
+from moorage.api.errors import guard_methods
 from moorage.api.models import (
     NO_NUL,
     ManifestDetail,
@@ -125,7 +125,6 @@ async def remove_override(
 
 # The paths above also match the repository item route ({name:path} could end in "/tags"):
 # other methods on them are answered here, so they are not taken as a repository name.
-_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 _PREFIX = "/repositories/{namespace}/{name:path}/manifests/{digest}"
 _ALLOWED = {
     "/repositories/{namespace}/{name:path}/tags": ("GET",),
@@ -137,17 +136,4 @@ _ALLOWED = {
 }
 
 
-def _not_allowed(allowed: tuple[str, ...]) -> Any:
-    async def handler(namespace: str, name: str) -> JSONResponse:
-        methods = ", ".join(allowed)
-        return error_response(
-            405, "method_not_allowed", f"use {methods} on this resource", headers={"Allow": methods}
-        )
-
-    return handler
-
-
-for _path, _allowed in _ALLOWED.items():
-    router.add_api_route(
-        _path, _not_allowed(_allowed), methods=sorted(_METHODS - set(_allowed)), include_in_schema=False
-    )
+guard_methods(router, _ALLOWED)

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from moorage.api.deps import CurrentPrincipal, Services
-from moorage.api.errors import error_response
+from moorage.api.errors import guard_methods
 from moorage.api.models import NO_NUL
 from moorage.api.models_mirroring import (
     Mirror,
@@ -201,7 +201,6 @@ async def sync_pull_mirror(
 
 # These paths also match the repository item route ({name:path} could end in "/push-mirrors"):
 # other methods on them are answered here, so they are not taken as a repository name.
-_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 _ALLOWED = {
     PUSH_LIST: ("GET", "POST"),
     PULL_LIST: ("GET", "POST"),
@@ -212,17 +211,4 @@ _ALLOWED = {
 }
 
 
-def _not_allowed(allowed: tuple[str, ...]) -> Any:
-    async def handler() -> JSONResponse:
-        methods = ", ".join(allowed)
-        return error_response(
-            405, "method_not_allowed", f"use {methods} on this resource", headers={"Allow": methods}
-        )
-
-    return handler
-
-
-for _path, _allowed in _ALLOWED.items():
-    router.add_api_route(
-        _path, _not_allowed(_allowed), methods=sorted(_METHODS - set(_allowed)), include_in_schema=False
-    )
+guard_methods(router, _ALLOWED)

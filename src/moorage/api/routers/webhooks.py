@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import JSONResponse
 
 from moorage.api.deps import CurrentPrincipal, PageParams, Services
-from moorage.api.errors import error_response
+from moorage.api.errors import guard_methods
 from moorage.api.models import NO_NUL
 from moorage.api.models_webhooks import (
     Delivery,
@@ -288,7 +287,6 @@ async def test_global_webhook(svc: Services, principal: CurrentPrincipal, webhoo
 
 # The repository paths above also match the repository item route ({name:path} could end in
 # "/webhooks"): other methods on them are answered here, so they are not taken as a repository name.
-_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 _ALLOWED = {
     REPO: ("GET", "POST"),
     REPO + "/{webhookId}": ("GET", "PATCH", "DELETE"),
@@ -297,17 +295,4 @@ _ALLOWED = {
 }
 
 
-def _not_allowed(allowed: tuple[str, ...]) -> Any:
-    async def handler() -> JSONResponse:
-        methods = ", ".join(allowed)
-        return error_response(
-            405, "method_not_allowed", f"use {methods} on this resource", headers={"Allow": methods}
-        )
-
-    return handler
-
-
-for _path, _allowed in _ALLOWED.items():
-    router.add_api_route(
-        _path, _not_allowed(_allowed), methods=sorted(_METHODS - set(_allowed)), include_in_schema=False
-    )
+guard_methods(router, _ALLOWED)
