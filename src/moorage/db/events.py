@@ -129,6 +129,15 @@ async def cursor_position(conn: AsyncConnection, consumer: str) -> int | None:
     return int(value) if value is not None else None
 
 
+async def lock_cursor(conn: AsyncConnection, consumer: str) -> int | None:
+    """The cursor, locked until the transaction ends (PostgreSQL; SQLite's writer holds the database)."""
+    query = select(event_cursors.c.last_id).where(event_cursors.c.consumer == consumer)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    value = (await conn.execute(query)).scalar_one_or_none()
+    return int(value) if value is not None else None
+
+
 async def advance_cursor(
     conn: AsyncConnection, consumer: str, expected: int, to: int, now: dt.datetime
 ) -> bool:

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from moorage.db.events import aware
@@ -55,6 +55,8 @@ _FROM = webhooks.outerjoin(repositories, webhooks.c.repository_id == repositorie
     namespaces, webhooks.c.namespace_id == namespaces.c.id
 )
 _COLUMNS = (webhooks, repositories.c.name.label("repository_name"), namespaces.c.name.label("namespace_name"))
+
+_ACTIVE = select(*_COLUMNS).select_from(_FROM).where(webhooks.c.active.is_(True)).order_by(webhooks.c.id)
 
 
 def _hook(r: Any) -> WebhookRow:
@@ -167,22 +169,9 @@ async def delete_webhook(conn: AsyncConnection, webhook_id: int) -> None:
     await conn.execute(delete(webhooks).where(webhooks.c.id == webhook_id))
 
 
-async def candidates(
-    conn: AsyncConnection, namespace: str | None, repository: str | None
-) -> list[WebhookRow]:
-    """Active webhooks that may care about an event in ``repository`` (of ``namespace``):
-    the global ones, the namespace's and the repository's. Event types are the caller's filter."""
-    scopes = [webhooks.c.scope == GLOBAL]
-    if namespace is not None:
-        scopes.append(and_(webhooks.c.scope == NAMESPACE, namespaces.c.name == namespace))
-    if repository is not None:
-        scopes.append(and_(webhooks.c.scope == REPOSITORY, repositories.c.name == repository))
-    rows = await conn.execute(
-        select(*_COLUMNS)
-        .select_from(_FROM)
-        .where(webhooks.c.active.is_(True), or_(*scopes))
-        .order_by(webhooks.c.id)
-    )
+async def active_webhooks(conn: AsyncConnection) -> list[WebhookRow]:
+    """Every active webhook, with its scope's repository or namespace name."""
+    rows = await conn.execute(_ACTIVE)
     return [_hook(r) for r in rows]
 
 

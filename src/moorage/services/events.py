@@ -75,6 +75,9 @@ MAX_CONSUMER_ATTEMPTS = 5
 
 #: A consumer: called with an event and the write transaction that records it as handled.
 Consumer = Callable[[EventRow, AsyncConnection], Awaitable[None]]
+#: A batch consumer: called with the events of a batch (in order) and that transaction, so it can
+#: look up what it needs once per batch rather than once per event.
+BatchConsumer = Callable[[list[EventRow], AsyncConnection], Awaitable[None]]
 
 
 def validate_types(types: Sequence[str]) -> list[str]:
@@ -96,14 +99,26 @@ class EventLog:
     dropped_pulls: int = 0
     _failures: dict[tuple[str, int], int] = field(default_factory=dict)
     _types: dict[str, frozenset[str] | None] = field(default_factory=dict)
+    _batch: dict[str, BatchConsumer] = field(default_factory=dict)
 
     def subscribe(self, name: str, consumer: Consumer, types: Collection[str] | None = None) -> None:
         """Register a consumer of the events of ``types`` (all when ``None``); a new one starts
         after the events that exist when it first runs."""
-        if name in self.consumers:
+        if name in self.consumers or name in self._batch:
             raise ValueError(f"consumer {name!r} is registered already")
         self.consumers[name] = consumer
         self._types[name] = frozenset(validate_types(list(types))) if types is not None else None
+
+    def subscribe_batch(
+        self, name: str, consumer: BatchConsumer, types: Collection[str] | None = None
+    ) -> None:
+        """Like ``subscribe``, for a consumer handed a batch of events at a time."""
+
+        async def one(event: EventRow, conn: AsyncConnection) -> None:
+            await consumer([event], conn)
+
+        self.subscribe(name, one, types)
+        self._batch[name] = consumer
 
     def event(
         self,
@@ -266,8 +281,12 @@ class EventLog:
         self, consumer: str, position: int, events: list[EventRow], relevant: list[EventRow]
     ) -> int:
         """One transaction: the consumer's writes for ``relevant``, and the cursor past ``events``."""
-        handle = self.consumers[consumer]
         async with self.db.write() as conn:
+            # Checked first, under the write lock: a batch another process is handling (or has
+            # handled) is not worked through only to be rolled back.
+            if await qe.lock_cursor(conn, consumer) != position:
+                raise _CursorMoved(consumer)
+            todo = []
             for event in relevant:
                 if self._failures.get((consumer, event.id), 0) >= MAX_CONSUMER_ATTEMPTS:
                     log.error(
@@ -277,10 +296,16 @@ class EventLog:
                         event.type,
                         MAX_CONSUMER_ATTEMPTS,
                     )
-                    continue
-                await handle(event, conn)
+                else:
+                    todo.append(event)
+            batch = self._batch.get(consumer)
+            if batch is not None:
+                if todo:
+                    await batch(todo, conn)
+            else:
+                for event in todo:
+                    await self.consumers[consumer](event, conn)
             if not await qe.advance_cursor(conn, consumer, position, events[-1].id, self.clock()):
-                # Another process handled them first: roll back what this one wrote.
                 raise _CursorMoved(consumer)
         for event in relevant:
             self._failures.pop((consumer, event.id), None)

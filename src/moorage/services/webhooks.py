@@ -319,7 +319,7 @@ class WebhookService:
 
     def register(self) -> None:
         """Subscribe to the outbox and handle delivery jobs (once, in ``build_services``)."""
-        self.events.subscribe(CONSUMER, self.on_event)
+        self.events.subscribe_batch(CONSUMER, self.on_events)
         self.jobs.handle(JOB_KIND, self.deliver)
 
     # --- who may ---
@@ -549,19 +549,27 @@ class WebhookService:
 
     # --- delivery ---
 
-    async def on_event(self, event: EventRow, conn: AsyncConnection) -> None:
-        """The outbox consumer: one delivery job per active webhook that wants ``event``."""
-        for hook in await qw.candidates(conn, event.namespace, event.repository):
-            if event.type not in hook.event_types:
-                continue
-            await self.jobs.enqueue(
-                JOB_KIND,
-                {"webhook": hook.id, "event": event.id, "type": event.type},
-                conn=conn,
-                max_attempts=self.max_attempts,
-                backoff_seconds=self.backoff_seconds,
-                dedupe_key=f"webhook:{hook.id}:{event.id}",
-            )
+    async def on_events(self, events: list[EventRow], conn: AsyncConnection) -> None:
+        """The outbox consumer: one delivery job per active webhook that wants each event.
+
+        The active webhooks are read once per batch (there are few; events are many, pulls
+        included) and matched here by scope and event type.
+        """
+        hooks = await qw.active_webhooks(conn)
+        if not hooks:
+            return
+        for event in events:
+            for hook in hooks:
+                if event.type not in hook.event_types or not _in_scope(hook, event):
+                    continue
+                await self.jobs.enqueue(
+                    JOB_KIND,
+                    {"webhook": hook.id, "event": event.id, "type": event.type},
+                    conn=conn,
+                    max_attempts=self.max_attempts,
+                    backoff_seconds=self.backoff_seconds,
+                    dedupe_key=f"webhook:{hook.id}:{event.id}",
+                )
 
     def message_for(self, hook: WebhookRow, event: EventRow, attempt: int) -> Message:
         return self.renderer.message(
@@ -634,3 +642,11 @@ class WebhookService:
 
 class DeliveryFailed(Exception):
     """The endpoint did not answer 2xx: the job fails and is retried."""
+
+
+def _in_scope(hook: WebhookRow, event: EventRow) -> bool:
+    if hook.scope == qw.GLOBAL:
+        return True
+    if hook.scope == qw.NAMESPACE:
+        return hook.namespace is not None and hook.namespace == event.namespace
+    return hook.repository is not None and hook.repository == event.repository
