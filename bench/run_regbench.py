@@ -45,6 +45,10 @@ REPO = HERE.parent
 REGBENCH = (REPO / ".." / "shared" / "bench" / "regbench.py").resolve()
 RESULTS = HERE / "results"
 REFERENCE_BIN = "/usr/bin/docker-registry"
+# The project's venv when there is one (``python3 bench/...`` then works without activating it):
+# Moorage and regbench (httpx) need its packages.
+_VENV_PYTHON = REPO / ".venv" / "bin" / "python"
+PYTHON = str(_VENV_PYTHON) if _VENV_PYTHON.exists() else sys.executable
 
 # metric key -> (short name, target ratio) for the rows the targets are about
 TARGETS: dict[str, tuple[str, float]] = {
@@ -227,9 +231,12 @@ def start_moorage(workdir: Path, a: argparse.Namespace) -> Server:
     password = os.urandom(12).hex()
     env["MOORAGE_ADMIN_PASSWORD"] = password
     env["MOORAGE_DURABLE_WRITES"] = "true" if a.durable else "false"
+    # The reference has no scanner. With scan on push, every manifest of phase c queues a scan
+    # that runs in the background during the later phases (and PUT pays for queueing it).
+    env["MOORAGE_SCAN_ON_PUSH_DEFAULT"] = "true" if a.scan_on_push else "false"
     env["PYTHONPATH"] = str(a.src.resolve()) + os.pathsep + env.get("PYTHONPATH", "")
     argv = [
-        sys.executable,
+        PYTHON,
         "-m",
         "moorage",
         "serve",
@@ -255,7 +262,7 @@ def regbench(server: Server, out: Path, a: argparse.Namespace, extra: list[str])
         auth = ["--user", server.credentials[0]]
         env["REGBENCH_PASSWORD"] = server.credentials[1]
     argv = [
-        sys.executable,
+        PYTHON,
         str(REGBENCH),
         server.url,
         "--out",
@@ -358,7 +365,8 @@ def markdown(meta: dict, table: dict[str, dict], memcheck: dict | None) -> str:
         f"- date: {meta['date']}; host: {meta['cpus']} CPUs; rounds: {meta['reps']} (interleaved A=reference, B=Moorage)",
         f"- reference: {meta['reference']}",
         f"- Moorage: `--server {meta['server']} --workers {meta['workers']}`, durable writes "
-        f"{'on' if meta['durable'] else 'OFF'}, SQLite; Moorage with Docker token auth (regbench fetches tokens "
+        f"{'on' if meta['durable'] else 'OFF'}, scan on push {'on' if meta.get('scan_on_push') else 'off'}, "
+        "SQLite; Moorage with Docker token auth (regbench fetches tokens "
         "outside the timed windows), the reference anonymous",
         f"- command: `{meta['command']}`",
         "- ratio = Moorage / reference of the medians over rounds (latencies: reference / Moorage), so > 1 is "
@@ -407,6 +415,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--server", default="uvicorn", choices=("uvicorn", "granian"))
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--no-durable", dest="durable", action="store_false", help="Moorage without fsync")
+    p.add_argument(
+        "--scan-on-push",
+        action="store_true",
+        help="keep Moorage's scan on push on (default off: the reference does not scan)",
+    )
     p.add_argument("--engines", default="raw", help="regbench --engines (raw, or raw,httpx)")
     p.add_argument("--duration", type=float, default=4.0, help="regbench --duration (phases c, d)")
     p.add_argument("--max-seconds", type=int, default=900, help="bound of each regbench call")
@@ -455,6 +468,7 @@ def write_results(
         "server": a.server,
         "workers": a.workers,
         "durable": a.durable,
+        "scan_on_push": a.scan_on_push,
         "reference": ref_version,
         "command": " ".join(["python3 bench/run_regbench.py", *(argv or sys.argv[1:])]),
         "rss": {

@@ -49,7 +49,9 @@ class InlineConnection:
 
     ``Database`` hands it out typed as ``AsyncConnection``; it offers ``execute``,
     ``exec_driver_sql``, ``scalar``, ``scalars``, ``run_sync``, ``dialect`` and
-    ``sync_connection``. Results are the same ``Result`` objects.
+    ``sync_connection``. Results are the same ``Result`` objects, but read from the ``sqlite3``
+    cursor as they are consumed (aiosqlite fetched every row at once): consume a
+    ``... RETURNING`` result (``scalar_one()``, ``all()``, iterating it) before the block ends.
     """
 
     __slots__ = ("sync_connection",)
