@@ -13,6 +13,7 @@ from tests.registry.imagekit import push_image, sha256
 from tests.services.test_artifacts import admin, push, push_bundle
 
 from moorage.app import MoorageApp, create_app
+from moorage.db import events as qe
 from moorage.db.events import EventRow
 from moorage.services import events as ev
 from moorage.services.errors import InvalidInput
@@ -236,3 +237,46 @@ def test_unknown_event_types_are_refused() -> None:
     with pytest.raises(InvalidInput) as info:
         ev.validate_types(["TAG_PUSHED"])
     assert info.value.field == "eventTypes"
+
+
+async def test_an_idle_consumer_passes_over_events_without_a_write_each_time(
+    app: MoorageApp, client: httpx.AsyncClient
+) -> None:
+    """While a consumer has nothing configured, events are passed over and its cursor written
+    now and then; once it is active, it gets the events that come after."""
+    events = app.services.events
+    configured = False
+    seen: list[int] = []
+
+    async def active(conn: AsyncConnection) -> bool:
+        return configured
+
+    async def consumer(event: EventRow, conn: AsyncConnection) -> None:
+        seen.append(event.id)
+
+    events.subscribe("idle", consumer, types=[ev.TAG_PUSH], active=active)
+    await events.start_consumers()
+
+    async def stored_cursor() -> int | None:
+        async with app.services.db.read() as conn:
+            return await qe.cursor_position(conn, "idle")
+
+    start = await stored_cursor()
+    await push_image(client, "lab/idle", "v1")
+    assert await events.dispatch("idle") == 3
+    first_write = await stored_cursor()
+    assert first_write is not None
+    assert start is not None
+    assert first_write > start  # the first pass writes
+    await push_image(client, "lab/idle", "v2", layer=b"two")
+    assert await events.dispatch("idle") == 2
+    assert await stored_cursor() == first_write  # passed over, not written (within LAZY_SECONDS)
+    assert await events.dispatch("idle") == 0  # and not handed over again
+    assert seen == []
+
+    configured = True
+    await push_image(client, "lab/idle", "v3", layer=b"three")
+    assert await events.dispatch("idle") == 2
+    rows, _ = await events.recent(repository="lab/idle", types=[ev.TAG_PUSH], limit=1)
+    assert seen == [rows[0].id]  # only the new push: the ones passed over stay passed over
+    assert await stored_cursor() == rows[0].id

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,6 +79,14 @@ Consumer = Callable[[EventRow, AsyncConnection], Awaitable[None]]
 #: A batch consumer: called with the events of a batch (in order) and that transaction, so it can
 #: look up what it needs once per batch rather than once per event.
 BatchConsumer = Callable[[list[EventRow], AsyncConnection], Awaitable[None]]
+#: Whether a consumer has anything configured to act on (read in the dispatcher's read transaction).
+Activity = Callable[[AsyncConnection], Awaitable[bool]]
+#: While a consumer has nothing to do, its cursor is written past the events it passed over at
+#: most this often, or after this many events. Events a process passed over but did not write yet
+#: may be handed over again after a restart: a consumer that became active within those seconds
+#: then sees them.
+LAZY_SECONDS = 5.0
+LAZY_ADVANCE = 1000
 
 
 def validate_types(types: Sequence[str]) -> list[str]:
@@ -100,24 +109,41 @@ class EventLog:
     _failures: dict[tuple[str, int], int] = field(default_factory=dict)
     _types: dict[str, frozenset[str] | None] = field(default_factory=dict)
     _batch: dict[str, BatchConsumer] = field(default_factory=dict)
+    _active: dict[str, Activity] = field(default_factory=dict)
+    _passed: dict[str, int] = field(default_factory=dict)
+    _advanced_at: dict[str, float] = field(default_factory=dict)
 
-    def subscribe(self, name: str, consumer: Consumer, types: Collection[str] | None = None) -> None:
+    def subscribe(
+        self,
+        name: str,
+        consumer: Consumer,
+        types: Collection[str] | None = None,
+        active: Activity | None = None,
+    ) -> None:
         """Register a consumer of the events of ``types`` (all when ``None``); a new one starts
-        after the events that exist when it first runs."""
+        after the events that exist when it first runs. ``active`` (a quick read) says whether the
+        consumer has anything to act on at all (a webhook, a policy, a mirror): while it says no,
+        events are passed over without a write."""
         if name in self.consumers or name in self._batch:
             raise ValueError(f"consumer {name!r} is registered already")
         self.consumers[name] = consumer
         self._types[name] = frozenset(validate_types(list(types))) if types is not None else None
+        if active is not None:
+            self._active[name] = active
 
     def subscribe_batch(
-        self, name: str, consumer: BatchConsumer, types: Collection[str] | None = None
+        self,
+        name: str,
+        consumer: BatchConsumer,
+        types: Collection[str] | None = None,
+        active: Activity | None = None,
     ) -> None:
         """Like ``subscribe``, for a consumer handed a batch of events at a time."""
 
         async def one(event: EventRow, conn: AsyncConnection) -> None:
             await consumer([event], conn)
 
-        self.subscribe(name, one, types)
+        self.subscribe(name, one, types, active)
         self._batch[name] = consumer
 
     def event(
@@ -238,10 +264,14 @@ class EventLog:
         so the failing event is isolated and counted (``MAX_CONSUMER_ATTEMPTS``). Nothing is
         written while there is nothing new.
         """
+        active = self._active.get(consumer)
         async with self.db.read() as conn:
             position = await qe.cursor_position(conn, consumer)
             if position is not None:
-                pending = await qe.events_after(conn, position, batch)
+                # Events this process passed over without writing (nothing for this consumer).
+                start = max(position, self._passed.get(consumer, 0))
+                pending = await qe.events_after(conn, start, batch)
+                interested = bool(pending) and (active is None or await active(conn))
         if position is None:  # registered after start_consumers: from the present on
             async with self.db.write() as conn:
                 position = await qe.cursor(conn, consumer, self.clock(), await qe.latest_id(conn))
@@ -249,7 +279,23 @@ class EventLog:
         if not pending:
             return 0
         wanted = self._types.get(consumer)
-        relevant = [e for e in pending if wanted is None or e.type in wanted]
+        relevant = [e for e in pending if wanted is None or e.type in wanted] if interested else []
+        if not relevant:
+            # Nothing to do: remember it here, and write the cursor past it only now and then
+            # (every LAZY_SECONDS or LAZY_ADVANCE events) rather than a transaction per pass.
+            self._passed[consumer] = pending[-1].id
+            now = time.monotonic()
+            if (
+                pending[-1].id - position < LAZY_ADVANCE
+                and now - self._advanced_at.get(consumer, -1e9) < LAZY_SECONDS
+            ):
+                return len(pending)
+            try:
+                await self._handle(consumer, position, pending, [])
+            except _CursorMoved:
+                return 0
+            self._advanced_at[consumer] = now
+            return len(pending)
         if len(relevant) <= 1 or all(self._failures.get((consumer, e.id), 0) == 0 for e in relevant):
             try:
                 return await self._handle(consumer, position, pending, relevant)

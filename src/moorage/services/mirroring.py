@@ -46,6 +46,7 @@ from moorage.client.copy import CopyReport, RemoteEndpoint, copy_artifact
 from moorage.client.registry import CertificateProblem, ClientError, RegistryClient
 from moorage.db import content as q
 from moorage.db import mirroring as qm
+from moorage.db.consumers import any_push_mirror
 from moorage.db.engine import Database
 from moorage.db.events import EventRow
 from moorage.db.mirroring import PULL, PUSH, MirrorRow
@@ -281,7 +282,7 @@ class MirrorService:
 
     def register(self) -> None:
         """Subscribe to the outbox and handle the mirroring jobs (called by ``build_services``)."""
-        self.events.subscribe(CONSUMER, self.on_event, types=(ev.TAG_PUSH,))
+        self.events.subscribe(CONSUMER, self.on_event, types=(ev.TAG_PUSH,), active=any_push_mirror)
         self.jobs.handle(PUSH_JOB, self.run_push)
         self.jobs.handle(PULL_JOB, self.run_pull)
 

@@ -33,6 +33,7 @@ from moorage.db import content as cq
 from moorage.db import events as qe
 from moorage.db import policies as qp
 from moorage.db import scans as qs
+from moorage.db.consumers import any_promotion_policy
 from moorage.db.engine import Database
 from moorage.db.events import EventRow
 from moorage.oci import cnab
@@ -268,7 +269,9 @@ class PromotionService:
 
     def register(self) -> None:
         """Subscribe to pushes and scan outcomes, and handle ``promotion.run`` jobs."""
-        self.events.subscribe(CONSUMER, self.consume, types=(ev.TAG_PUSH, ev.SCAN_COMPLETED))
+        self.events.subscribe(
+            CONSUMER, self.consume, types=(ev.TAG_PUSH, ev.SCAN_COMPLETED), active=any_promotion_policy
+        )
         self.jobs.handle(JOB_KIND, self.run_job)
 
     # -- management ----------------------------------------------------------------------

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from moorage.db import content as cq
 from moorage.db import policies as qp
+from moorage.db.consumers import any_tag_limit
 from moorage.db.engine import Database
 from moorage.db.events import EventRow
 from moorage.jobs import cron
@@ -95,7 +96,7 @@ class PruningService:
 
     def register(self) -> None:
         """Subscribe to pushes (tag limits), and handle ``pruning.run`` jobs (on demand and by cron)."""
-        self.events.subscribe(CONSUMER, self.consume, types=(ev.TAG_PUSH,))
+        self.events.subscribe(CONSUMER, self.consume, types=(ev.TAG_PUSH,), active=any_tag_limit)
         self.jobs.handle(JOB_KIND, self.run_job)
 
     # -- management ----------------------------------------------------------------------

@@ -43,6 +43,7 @@ from moorage.client import webhooks as sender
 from moorage.db import accounts as qa
 from moorage.db import content as q
 from moorage.db import webhooks as qw
+from moorage.db.consumers import any_active_webhook
 from moorage.db.engine import Database
 from moorage.db.events import EventRow
 from moorage.db.webhooks import DeliveryRow, WebhookRow
@@ -319,7 +320,7 @@ class WebhookService:
 
     def register(self) -> None:
         """Subscribe to the outbox and handle delivery jobs (once, in ``build_services``)."""
-        self.events.subscribe_batch(CONSUMER, self.on_events)
+        self.events.subscribe_batch(CONSUMER, self.on_events, active=any_active_webhook)
         self.jobs.handle(JOB_KIND, self.deliver)
 
     # --- who may ---
