@@ -78,9 +78,14 @@ class JobRunner(BoundedWorker[Any]):
 
 
 class EventDispatcher:
-    def __init__(self, source: EventSource, poll_seconds: float = 0.5) -> None:
+    """Hands new events to the consumers: woken by each event written in this process, polling
+    for those of other processes, and at most once per ``min_interval`` so that a burst of pushes
+    is handed over in a few batches rather than a pass per push."""
+
+    def __init__(self, source: EventSource, poll_seconds: float = 0.5, min_interval: float = 0.1) -> None:
         self.source = source
         self.poll_seconds = poll_seconds
+        self.min_interval = min_interval
 
     async def run(self) -> None:
         """Run until cancelled; the last pull events are written on the way out."""
@@ -90,6 +95,7 @@ class EventDispatcher:
                 handled = await self.step(self.source.consumers)
                 if handled == 0:
                     await sleep_until_woken(self.source.wake, self.poll_seconds)
+                await asyncio.sleep(self.min_interval)
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.source.flush_pulls())
