@@ -180,6 +180,64 @@ async def test_fsync_only_when_durable(
     assert len(calls) == (4 if durable else 0)
 
 
+@pytest.mark.parametrize("durable", [True, False])
+async def test_large_uploads_stream_through_the_page_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durable: bool
+) -> None:
+    """Durable: as an upload grows, what lies a few MiB behind its end is waited for and dropped
+    from the page cache, in order and once, across appends; the committed blob is dropped too.
+    The content is what was sent either way."""
+    from moorage.storage import filesystem
+
+    store = FilesystemBlobStore(tmp_path / "store", durable=durable)
+    dropped: list[tuple[int, int]] = []
+    real_drop = filesystem._drop_cached
+
+    def recording_drop(fd: int, offset: int, length: int) -> None:
+        dropped.append((offset, length))
+        real_drop(fd, offset, length)
+
+    monkeypatch.setattr(filesystem, "_drop_cached", recording_drop)
+    pieces = [os.urandom(700_000) for _ in range(30)]  # ~20 MiB in buffers of ~1 MiB
+    upload = new_upload_id()
+    await store.upload_create(upload)
+    await store.upload_append(upload, chunks_of(pieces[:12]))
+    await store.upload_append(upload, chunks_of(pieces[12:]))
+    data = b"".join(pieces)
+    await store.upload_commit(upload, sha256(data))
+    assert await read_all(store.read(sha256(data))) == data
+    if not durable:
+        assert dropped == []
+        return
+    *while_streaming, at_commit = dropped
+    assert at_commit == (0, 0)  # the whole committed file
+    assert while_streaming, "nothing was settled while the upload streamed"
+    covered = 0  # every page from the start is settled once or more, in order
+    for offset, length in while_streaming:
+        assert offset % 4096 == 0
+        assert length > 0
+        assert offset <= covered
+        covered = max(covered, offset + length)
+    assert len(data) - filesystem._SETTLE_LAG - (2 << 20) <= covered <= len(data) - filesystem._SETTLE_LAG
+
+
+async def test_small_committed_blobs_stay_in_the_page_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moorage.storage import filesystem
+
+    store = FilesystemBlobStore(tmp_path / "store", durable=True)
+    dropped: list[tuple[int, int]] = []
+    monkeypatch.setattr(
+        filesystem, "_drop_cached", lambda fd, offset, length: dropped.append((offset, length))
+    )
+    upload = new_upload_id()
+    await store.upload_create(upload)
+    await store.upload_append(upload, chunks_of([b"c" * 1000]))
+    await store.upload_commit(upload, sha256(b"c" * 1000))
+    assert dropped == []
+
+
 # -- nothing escapes the root ----------------------------------------------------------
 @pytest.mark.parametrize(
     "digest", ["sha256:../../../../outside", "sha256:" + "a" * 62 + "/..", "../../outside:" + "a" * 64]

@@ -65,6 +65,8 @@ def serve(settings: Settings) -> None:
         return
     import uvicorn
 
+    from moorage.cli.zerocopy import ZeroCopyHttpToolsProtocol
+
     uvicorn.run(
         "moorage.app:create_app_from_environment",
         factory=True,
@@ -76,7 +78,7 @@ def serve(settings: Settings) -> None:
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         loop="uvloop",
-        http="httptools",
+        http=ZeroCopyHttpToolsProtocol,  # httptools, plus sendfile for blobs
         server_header=False,
         limit_concurrency=None,
         timeout_keep_alive=30,

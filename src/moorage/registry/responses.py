@@ -32,8 +32,9 @@ class BytesResponse:
 class BlobResponse:
     """Send ``length`` bytes of a local file from ``offset``.
 
-    Uses the ASGI ``http.response.pathsend`` extension for whole-file responses when the
-    server offers it (granian), else ``pread`` in 1 MiB chunks off the event loop.
+    Zero-copy where the server offers it: ``http.response.zerocopysend`` (Moorage's uvicorn
+    protocol, cli/zerocopy.py: any range), ``http.response.pathsend`` (granian: whole files);
+    else ``pread`` in 1 MiB chunks off the event loop.
     """
 
     def __init__(
@@ -53,11 +54,23 @@ class BlobResponse:
             await send({"type": "http.response.start", "status": self.status, "headers": raw_headers})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
+        extensions = scope.get("extensions") or {}
+        with open(self.path, "rb", buffering=0) as fh:
+            fd = fh.fileno()
             whole = self.offset == 0 and self.length == os.fstat(fd).st_size
             await send({"type": "http.response.start", "status": self.status, "headers": raw_headers})
-            if whole and "http.response.pathsend" in scope.get("extensions", {}):
+            if "http.response.zerocopysend" in extensions:
+                await send(
+                    {
+                        "type": "http.response.zerocopysend",
+                        "file": fh,
+                        "offset": self.offset,
+                        "count": self.length,
+                        "more_body": False,
+                    }
+                )
+                return
+            if whole and "http.response.pathsend" in extensions:
                 await send({"type": "http.response.pathsend", "path": str(self.path)})
                 return
             position, remaining = self.offset, self.length
@@ -68,5 +81,3 @@ class BlobResponse:
                 position += len(chunk)
                 remaining -= len(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": remaining > 0})
-        finally:
-            os.close(fd)

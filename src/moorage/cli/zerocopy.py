@@ -1,0 +1,168 @@
+"""uvicorn's httptools protocol with zero-copy file responses.
+
+uvicorn has no way to send a file but ``transport.write`` of bytes the application read: every
+byte of a blob is copied from the page cache into Python and again into the socket. This
+protocol offers the ASGI ``http.response.zerocopysend`` extension on plain-HTTP connections and
+answers it with ``sendfile(2)``: the kernel moves the bytes from the page cache to the socket.
+
+``sendfile`` runs in a thread of its own per response (the kernel call, and the wait for the
+socket to drain, both release the GIL), so a slow client never blocks the event loop. Nothing
+else writes to the connection meanwhile: uvicorn queues a pipelined request until the response
+is complete, and the transport's own buffer is empty before the first ``sendfile``. Over TLS
+the extension is not offered (the bytes must pass through the TLS layer), nor when
+``_MAX_SENDERS`` responses are already being sent this way: the application then sends
+``http.response.body`` messages as usual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+ZEROCOPY_SEND = "http.response.zerocopysend"
+#: Responses sent with ``sendfile`` at once per process; more fall back to ``http.response.body``.
+_MAX_SENDERS = 64
+#: A client that takes no bytes for this long loses its connection.
+_STALL_SECONDS = 60.0
+_READ_CHUNK = 1 << 20
+
+
+class _Senders:
+    """The threads that run ``sendfile``, and how many are taken (per process)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.busy = 0
+        self.lock = threading.Lock()
+        self.pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="moorage-sendfile")
+
+    def take(self) -> bool:
+        with self.lock:
+            if self.busy >= self.size:
+                return False
+            self.busy += 1
+            return True
+
+    def give_back(self) -> None:
+        with self.lock:
+            self.busy -= 1
+
+
+_senders = _Senders(_MAX_SENDERS)
+
+
+def sendfile_all(sock_fd: int, file_fd: int, offset: int, count: int, stall_seconds: float) -> None:
+    """Send ``count`` bytes of ``file_fd`` from ``offset`` to the non-blocking socket ``sock_fd``.
+
+    Blocks (in a sender thread) while the socket is full; raises ``TimeoutError`` when the peer
+    takes nothing for ``stall_seconds``, ``EOFError`` when the file ends early, and ``OSError``
+    (``BrokenPipeError``, ``ConnectionResetError``) when the peer is gone."""
+    poller = select.poll()
+    poller.register(sock_fd, select.POLLOUT)
+    end = offset + count
+    while offset < end:
+        try:
+            sent = os.sendfile(sock_fd, file_fd, offset, end - offset)
+        except BlockingIOError:
+            if not poller.poll(int(stall_seconds * 1000)):
+                raise TimeoutError(f"the client took no data for {stall_seconds:.0f} s") from None
+            continue
+        if sent == 0:
+            raise EOFError(f"the file ended {end - offset} bytes early")
+        offset += sent
+
+
+class ZeroCopyCycle(RequestResponseCycle):
+    """A request/response cycle that also takes ``http.response.zerocopysend`` messages."""
+
+    async def send(self, message: Any) -> None:
+        if message["type"] != ZEROCOPY_SEND:
+            await super().send(message)
+            return
+        if not self.response_started or self.response_complete:
+            raise RuntimeError(f"Unexpected ASGI message {ZEROCOPY_SEND!r} outside a response body.")
+        file_fd = message["file"].fileno()
+        offset = message.get("offset")
+        if offset is None:
+            offset = os.lseek(file_fd, 0, os.SEEK_CUR)
+        count = message.get("count")
+        if count is None:
+            count = os.fstat(file_fd).st_size - offset
+        more_body = bool(message.get("more_body", False))
+        if self.scope["method"] == "HEAD" or count == 0:
+            await super().send({"type": "http.response.body", "body": b"", "more_body": more_body})
+            return
+        if self.chunked_encoding or count > self.expected_content_length or not _senders.take():
+            await self._send_read(file_fd, offset, count, more_body)  # sendfile cannot frame chunks
+            return
+        try:
+            await self._send_zero_copy(file_fd, offset, count)
+        finally:
+            _senders.give_back()
+        if self.disconnected:
+            return
+        self.expected_content_length -= count
+        await super().send({"type": "http.response.body", "body": b"", "more_body": more_body})
+
+    async def _send_zero_copy(self, file_fd: int, offset: int, count: int) -> None:
+        sock = self.transport.get_extra_info("socket")
+        while self.transport.get_write_buffer_size() and not self.disconnected:
+            if self.flow.write_paused:
+                await self.flow.drain()
+            else:
+                await asyncio.sleep(0.001)  # below the high-water mark: no drain event comes
+        if self.disconnected:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(
+                _senders.pool, sendfile_all, sock.fileno(), file_fd, offset, count, _STALL_SECONDS
+            )
+        except (OSError, TimeoutError) as exc:
+            # The client is gone or stalled; bytes may be half sent, so the connection must end.
+            self.logger.debug("zero-copy send ended: %s", exc)
+            self.disconnected = True
+            self.transport.close()
+
+    async def _send_read(self, file_fd: int, offset: int, count: int, more_body: bool) -> None:
+        loop = asyncio.get_running_loop()
+        end = offset + count
+        while offset < end:
+            chunk = await loop.run_in_executor(
+                None, os.pread, file_fd, min(_READ_CHUNK, end - offset), offset
+            )
+            if not chunk:
+                raise RuntimeError(f"the file ended {end - offset} bytes early")
+            offset += len(chunk)
+            await super().send(
+                {"type": "http.response.body", "body": chunk, "more_body": offset < end or more_body}
+            )
+
+
+class ZeroCopyHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, offering ``http.response.zerocopysend`` over plain HTTP."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        self._zero_copy = (
+            self.scheme == "http" and sock is not None and transport.get_extra_info("sslcontext") is None
+        )
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._zero_copy:
+            self.scope["extensions"] = {ZEROCOPY_SEND: {}}
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        # uvicorn builds its own cycle class; ours only adds behaviour (no state), so it can
+        # take the cycle over before the request's task starts.
+        if self._zero_copy and type(cycle) is RequestResponseCycle:
+            cycle.__class__ = ZeroCopyCycle
+        super()._start_asgi_task(cycle, app)

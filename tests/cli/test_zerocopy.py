@@ -1,0 +1,253 @@
+"""Zero-copy blob responses: uvicorn with ``ZeroCopyHttpToolsProtocol`` over real sockets."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from starlette.types import Receive, Scope, Send
+
+from moorage.cli import zerocopy
+from moorage.cli.zerocopy import ZEROCOPY_SEND, ZeroCopyHttpToolsProtocol, sendfile_all
+from moorage.registry.responses import BlobResponse
+
+SIZE = 8 << 20
+
+
+class FileApp:
+    """``/blob?offset=&length=``: a BlobResponse of the file; ``/chunked``: a zero-copy body
+    without a Content-Length; ``/ext``: which extensions the request offered."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offered: list[bool] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        self.offered.append(ZEROCOPY_SEND in (scope.get("extensions") or {}))
+        query = dict(p.split("=") for p in scope["query_string"].decode().split("&") if p)
+        if scope["path"] == "/chunked":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            with open(self.path, "rb") as fh:
+                await send(
+                    {"type": ZEROCOPY_SEND, "file": fh, "offset": 10, "count": 1000, "more_body": True}
+                )
+            await send({"type": "http.response.body", "body": b"end", "more_body": False})
+            return
+        offset = int(query.get("offset", 0))
+        length = int(query.get("length", SIZE - offset))
+        response = BlobResponse(self.path, 200, {"x-test": "1"}, offset, length, scope["method"] == "HEAD")
+        await response(scope, receive, send)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def blob(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
+    data = os.urandom(SIZE)
+    path = tmp_path_factory.mktemp("zc") / "blob"
+    path.write_bytes(data)
+    return path, data
+
+
+@pytest.fixture(scope="module")
+def server(blob: tuple[Path, bytes]) -> Iterator[tuple[int, FileApp]]:
+    app = FileApp(blob[0])
+    port = _free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, loop="uvloop", http=ZeroCopyHttpToolsProtocol, log_level="warning"
+    )
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield port, app
+    srv.should_exit = True
+    thread.join(10)
+
+
+def _get(port: int, path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request(method, path)
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def _wait_senders_idle() -> None:
+    deadline = time.monotonic() + 10
+    while zerocopy._senders.busy:
+        assert time.monotonic() < deadline, "a sender thread was never given back"
+        time.sleep(0.02)
+
+
+def test_whole_file_is_sent_and_the_extension_offered(
+    server: tuple[int, FileApp], blob: tuple[Path, bytes]
+) -> None:
+    port, app = server
+    status, headers, body = _get(port, "/blob")
+    assert status == 200
+    assert headers["content-length"] == str(SIZE)
+    assert headers["x-test"] == "1"
+    assert hashlib.sha256(body).digest() == hashlib.sha256(blob[1]).digest()
+    assert app.offered[-1] is True
+    _wait_senders_idle()
+
+
+@pytest.mark.parametrize(("offset", "length"), [(0, 1), (1, 4096), (12345, 3 << 20), (SIZE - 7, 7)])
+def test_ranges(server: tuple[int, FileApp], blob: tuple[Path, bytes], offset: int, length: int) -> None:
+    status, headers, body = _get(server[0], f"/blob?offset={offset}&length={length}")
+    assert status == 200
+    assert headers["content-length"] == str(length)
+    assert body == blob[1][offset : offset + length]
+
+
+def test_head_sends_no_body(server: tuple[int, FileApp]) -> None:
+    status, headers, body = _get(server[0], "/blob", "HEAD")
+    assert status == 200
+    assert headers["content-length"] == str(SIZE)
+    assert body == b""
+
+
+def test_keep_alive_and_pipelined_requests(server: tuple[int, FileApp], blob: tuple[Path, bytes]) -> None:
+    """Two requests written at once on one connection: the second answer follows the first
+    whole, so nothing interleaves with a zero-copy body."""
+    port, _ = server
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        request = "GET /blob?offset={o}&length={n} HTTP/1.1\r\nHost: x\r\n\r\n"
+        sock.sendall((request.format(o=0, n=SIZE) + request.format(o=5, n=100)).encode())
+        received = b""
+        first_len = SIZE
+        while True:
+            chunk = sock.recv(1 << 20)
+            assert chunk, "connection closed early"
+            received += chunk
+            head_end = received.find(b"\r\n\r\n")
+            if head_end < 0:
+                continue
+            second = received.find(b"HTTP/1.1 200", head_end + 4 + first_len)
+            if second >= 0 and received.endswith(blob[1][5:105]):
+                break
+        first_body = received[head_end + 4 : head_end + 4 + first_len]
+        assert first_body == blob[1]
+        assert received[second:].endswith(b"\r\n\r\n" + blob[1][5:105])
+
+
+def test_without_content_length_the_body_is_read_and_chunked(
+    server: tuple[int, FileApp], blob: tuple[Path, bytes]
+) -> None:
+    status, headers, body = _get(server[0], "/chunked")
+    assert status == 200
+    assert headers.get("transfer-encoding") == "chunked"
+    assert body == blob[1][10:1010] + b"end"
+
+
+def test_when_every_sender_is_busy_the_body_is_read_instead(
+    server: tuple[int, FileApp], blob: tuple[Path, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(zerocopy._senders, "busy", zerocopy._senders.size)
+    status, _, body = _get(server[0], "/blob?offset=3&length=2000000")
+    assert status == 200
+    assert body == blob[1][3:2000003]
+
+
+def test_a_client_that_goes_away_mid_body_harms_nothing(
+    server: tuple[int, FileApp], blob: tuple[Path, bytes]
+) -> None:
+    port, _ = server
+    for _ in range(3):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(b"GET /blob HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(1024).startswith(b"HTTP/1.1 200")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        sock.close()  # with linger 0: a reset while the server is sending
+    _wait_senders_idle()
+    status, _, body = _get(port, "/blob?offset=0&length=1000")
+    assert status == 200
+    assert body == blob[1][:1000]
+
+
+# -- sendfile_all ----------------------------------------------------------------------------
+def _pair() -> tuple[socket.socket, socket.socket]:
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    return a, b
+
+
+def test_sendfile_all_waits_for_a_slow_reader(blob: tuple[Path, bytes]) -> None:
+    sender, reader = _pair()
+    got = bytearray()
+
+    def read() -> None:
+        while len(got) < 3 << 20:
+            time.sleep(0.001)
+            got.extend(reader.recv(256 << 10))
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    with open(blob[0], "rb") as fh:
+        sendfile_all(sender.fileno(), fh.fileno(), 100, 3 << 20, stall_seconds=10)
+    thread.join(30)
+    assert bytes(got) == blob[1][100 : 100 + (3 << 20)]
+    sender.close()
+    reader.close()
+
+
+def test_sendfile_all_gives_up_on_a_reader_that_never_reads(blob: tuple[Path, bytes]) -> None:
+    sender, reader = _pair()
+    with open(blob[0], "rb") as fh, pytest.raises(TimeoutError):
+        sendfile_all(sender.fileno(), fh.fileno(), 0, SIZE, stall_seconds=0.2)
+    sender.close()
+    reader.close()
+
+
+def test_sendfile_all_refuses_a_file_shorter_than_promised(tmp_path: Path) -> None:
+    sender, reader = _pair()
+    path = tmp_path / "short"
+    path.write_bytes(b"x" * 10)
+    with open(path, "rb") as fh, pytest.raises(EOFError):
+        sendfile_all(sender.fileno(), fh.fileno(), 0, 20, stall_seconds=1)
+    assert reader.recv(100) == b"x" * 10
+    sender.close()
+    reader.close()
+
+
+def test_sendfile_all_reports_a_peer_that_is_gone(blob: tuple[Path, bytes]) -> None:
+    sender, reader = _pair()
+    reader.close()
+    with open(blob[0], "rb") as fh, pytest.raises((BrokenPipeError, ConnectionResetError)):
+        sendfile_all(sender.fileno(), fh.fileno(), 0, SIZE, stall_seconds=1)
+    sender.close()
+
+
+def test_the_protocol_is_what_serve_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from moorage.cli import serve as serve_module
+    from moorage.config import Settings
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: seen.update(kw))
+    monkeypatch.setattr(serve_module, "prepare", lambda settings: None)
+    monkeypatch.delenv(serve_module.SETTINGS_ENV, raising=False)
+    serve_module.serve(Settings(data_dir=tmp_path / "data"))
+    assert seen["http"] is ZeroCopyHttpToolsProtocol
