@@ -78,6 +78,16 @@ def sendfile_all(sock_fd: int, file_fd: int, offset: int, count: int, stall_seco
         offset += sent
 
 
+def _send_and_close(sock_fd: int, file_fd: int, offset: int, count: int) -> None:
+    """``sendfile_all`` on descriptors of the sender's own; then close them, give the sender back."""
+    try:
+        sendfile_all(sock_fd, file_fd, offset, count, _STALL_SECONDS)
+    finally:
+        os.close(sock_fd)
+        os.close(file_fd)
+        _senders.give_back()
+
+
 class ZeroCopyCycle(RequestResponseCycle):
     """A request/response cycle that also takes ``http.response.zerocopysend`` messages."""
 
@@ -101,30 +111,36 @@ class ZeroCopyCycle(RequestResponseCycle):
         if self.chunked_encoding or count > self.expected_content_length or not _senders.take():
             await self._send_read(file_fd, offset, count, more_body)  # sendfile cannot frame chunks
             return
-        try:
-            await self._send_zero_copy(file_fd, offset, count)
-        finally:
-            _senders.give_back()
+        await self._send_zero_copy(file_fd, offset, count)
         if self.disconnected:
             return
         self.expected_content_length -= count
         await super().send({"type": "http.response.body", "body": b"", "more_body": more_body})
 
     async def _send_zero_copy(self, file_fd: int, offset: int, count: int) -> None:
-        sock = self.transport.get_extra_info("socket")
-        while self.transport.get_write_buffer_size() and not self.disconnected:
-            if self.flow.write_paused:
-                await self.flow.drain()
-            else:
-                await asyncio.sleep(0.001)  # below the high-water mark: no drain event comes
+        """Send with ``sendfile`` in a sender thread (taken by the caller, given back by it)."""
+        try:
+            sock = self.transport.get_extra_info("socket")
+            while self.transport.get_write_buffer_size() and not self.disconnected:
+                if self.flow.write_paused:
+                    await self.flow.drain()
+                else:
+                    await asyncio.sleep(0.001)  # below the high-water mark: no drain event comes
+        except BaseException:
+            _senders.give_back()
+            raise
         if self.disconnected:
+            _senders.give_back()
             return
+        # The sender works on duplicates of both descriptors, and closes them itself: should the
+        # transport close the connection meanwhile (the client reset it), or this task be
+        # cancelled and the file closed, the numbers may at once be reused by a new connection
+        # or file, which must never receive or give this response's bytes.
+        fds = (os.dup(sock.fileno()), os.dup(file_fd))
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(
-                _senders.pool, sendfile_all, sock.fileno(), file_fd, offset, count, _STALL_SECONDS
-            )
-        except (OSError, TimeoutError) as exc:
+            await loop.run_in_executor(_senders.pool, _send_and_close, *fds, offset, count)
+        except (OSError, TimeoutError, EOFError) as exc:
             # The client is gone or stalled; bytes may be half sent, so the connection must end.
             self.logger.debug("zero-copy send ended: %s", exc)
             self.disconnected = True
