@@ -29,6 +29,7 @@ import tempfile
 from collections.abc import AsyncIterable, AsyncIterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -77,24 +78,20 @@ def _drop_cached(fd: int, offset: int, length: int) -> None:
         os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
 
 
-def _write_at(
-    fd: int,
-    parts: list[bytes],
-    offset: int,
-    writeback: bool,
-    hasher: Hasher | None = None,
-    settled: int = 0,
-) -> int:
-    """Hash (when given a ``hasher``) and write ``parts`` one after the other at ``offset``
-    (one ``pwritev``, no joining copy). With ``writeback``, start flushing them to disk now (no
-    waiting), and wait for and drop from the page cache what lies between ``settled`` and
-    ``_SETTLE_LAG`` behind the end of this write (see the module's docstring).
+def _hash_parts(hasher: Hasher, parts: list[bytes]) -> None:
+    for part in parts:
+        hasher.update(part)
 
-    Returns the new ``settled`` offset. Runs in a writer thread: ``hashlib``, ``pwritev`` and
-    ``sync_file_range`` release the GIL, so the event loop goes on receiving the next buffer."""
-    if hasher is not None:
-        for part in parts:
-            hasher.update(part)
+
+def _write_at(fd: int, parts: list[bytes], offset: int, writeback: bool, settled: int = 0) -> int:
+    """Write ``parts`` one after the other at ``offset`` (one ``pwritev``, no joining copy).
+    With ``writeback``, start flushing them to disk now (no waiting), and wait for and drop from
+    the page cache what lies between ``settled`` and ``_SETTLE_LAG`` behind the end of this write
+    (see the module's docstring).
+
+    Returns the new ``settled`` offset. Runs in a writer thread (while another hashes the same
+    buffer): ``pwritev`` and ``sync_file_range`` release the GIL, so the event loop goes on
+    receiving the next buffer."""
     total = sum(len(part) for part in parts)
     views = [memoryview(part) for part in parts if part]
     position = offset
@@ -124,7 +121,7 @@ class FilesystemBlobStore:
         self._blobs_dir = str(root / "blobs")
         self.durable = durable
         # Upload hashing and writes run here while the event loop goes on receiving the body.
-        self._io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="moorage-blob-write")
+        self._io = ThreadPoolExecutor(max_workers=8, thread_name_prefix="moorage-blob-write")
         for sub in ("blobs", "uploads", "tmp"):
             (root / sub).mkdir(parents=True, exist_ok=True)
 
@@ -267,13 +264,14 @@ class FilesystemBlobStore:
         try:
             start = size = written = os.lseek(fd, 0, os.SEEK_END)
             # The chunks as received (no copying on the event loop), up to about _WRITE_BUFFER
-            # bytes. At most one such buffer is being hashed and written (in a thread) while
-            # the next one fills, so the hasher sees the bytes in order; one thread hop does both.
+            # bytes. At most one such buffer is in flight, hashed in one thread and written in
+            # another (each costs about as much as receiving it), while the next one fills; so
+            # the hasher sees the bytes in order.
             buffer: list[bytes] = []
             buffered = 0
             # What an earlier append left unsettled lies at most _SETTLE_LAG behind: see _write_at.
             settled = max(0, start - _SETTLE_LAG) // _PAGE * _PAGE
-            pending: Future[int] | None = None
+            pending: list[Future[Any]] = []
             try:
                 async for chunk in chunks:
                     size += len(chunk)
@@ -282,31 +280,38 @@ class FilesystemBlobStore:
                     buffer.append(chunk)
                     buffered += len(chunk)
                     if buffered >= _WRITE_BUFFER or len(buffer) >= _MAX_PARTS:
-                        if pending is not None:
-                            settled = await asyncio.wrap_future(pending)
-                        pending = self._io.submit(
-                            _write_at, fd, buffer, written, self.durable, hasher, settled
-                        )
+                        settled = await _finished(pending, settled)
+                        pending = self._submit(fd, buffer, written, self.durable, hasher, settled)
                         written += buffered
                         buffer, buffered = [], 0
-                if pending is not None:
-                    await asyncio.wrap_future(pending)
-                    pending = None
+                settled = await _finished(pending, settled)
+                pending = []
                 if buffered > _INLINE_WRITE:
-                    pending = self._io.submit(_write_at, fd, buffer, written, False, hasher)
-                    await asyncio.wrap_future(pending)
-                    pending = None
+                    pending = self._submit(fd, buffer, written, False, hasher, settled)
+                    await _finished(pending, settled)
+                    pending = []
                 elif buffered:
-                    _write_at(fd, buffer, written, False, hasher)
+                    if hasher is not None:
+                        _hash_parts(hasher, buffer)
+                    _write_at(fd, buffer, written, False)
             except BaseException:
                 # A broken or refused chunk leaves the upload as it was before this call.
-                if pending is not None:
-                    pending.exception()  # wait (at most one buffer) so nothing lands after the truncate
+                for future in pending:
+                    future.exception()  # wait (one buffer at most) so nothing lands after the truncate
                 os.ftruncate(fd, start)
                 raise
         finally:
             os.close(fd)
         return size
+
+    def _submit(
+        self, fd: int, parts: list[bytes], offset: int, writeback: bool, hasher: Hasher | None, settled: int
+    ) -> list[Future[Any]]:
+        """Write (first future: the new ``settled`` offset) and hash ``parts`` in two threads."""
+        futures: list[Future[Any]] = [self._io.submit(_write_at, fd, parts, offset, writeback, settled)]
+        if hasher is not None:
+            futures.append(self._io.submit(_hash_parts, hasher, parts))
+        return futures
 
     async def upload_size(self, upload_id: str) -> int | None:
         try:
@@ -350,6 +355,13 @@ class FilesystemBlobStore:
             except FileNotFoundError:
                 continue
         return out
+
+
+async def _finished(pending: list[Future[Any]], settled: int) -> int:
+    """Wait for a buffer's write and hash (``_submit``); the new ``settled`` offset."""
+    for future in pending[1:]:
+        await asyncio.wrap_future(future)
+    return int(await asyncio.wrap_future(pending[0])) if pending else settled
 
 
 async def _read_file(path: str | Path, offset: int, length: int | None) -> AsyncIterator[bytes]:
