@@ -132,6 +132,7 @@ async def test_unsatisfiable_range_is_416(client: httpx.AsyncClient) -> None:
         r = await client.get(f"/v2/lab/words/blobs/{digest}", headers={"Range": header})
         entry = error(r, 416, "BLOB_UPLOAD_INVALID")
         assert entry["detail"] == {"size": len(DATA)}
+        assert r.headers["content-range"] == f"bytes */{len(DATA)}"
         assert DATA not in r.content
     empty = await push(client, "lab/words", b"")
     error(

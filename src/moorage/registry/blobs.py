@@ -12,6 +12,7 @@ from moorage.oci.errors import BlobUploadInvalid, RangeInvalid, SizeInvalid
 from moorage.oci.ranges import parse_content_range, parse_range
 from moorage.oci.reference import validate_name
 from moorage.registry.context import RegistryContext
+from moorage.registry.errors import error_response
 from moorage.registry.responses import BlobResponse
 from moorage.registry.routing import Match
 
@@ -83,7 +84,10 @@ async def blob(ctx: RegistryContext, request: Request, m: Match) -> Response | A
     status, offset, length = 200, 0, loc.size
     range_header = request.headers.get("range")
     if range_header:
-        span = parse_range(range_header, loc.size)
+        try:
+            span = parse_range(range_header, loc.size)
+        except RangeInvalid as exc:  # RFC 9110 15.5.17: say what the range may cover
+            return error_response(exc, headers={"Content-Range": f"bytes */{loc.size}"})
         if span is not None:
             status, offset, length = 206, span[0], span[1] - span[0] + 1
             headers["Content-Range"] = f"bytes {span[0]}-{span[1]}/{loc.size}"
