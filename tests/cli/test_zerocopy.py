@@ -10,7 +10,6 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import uvicorn
@@ -240,15 +239,3 @@ def test_sendfile_all_reports_a_peer_that_is_gone(blob: tuple[Path, bytes]) -> N
     with open(blob[0], "rb") as fh, pytest.raises((BrokenPipeError, ConnectionResetError)):
         sendfile_all(sender.fileno(), fh.fileno(), 0, SIZE, stall_seconds=1)
     sender.close()
-
-
-def test_the_protocol_is_what_serve_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from conftest import make_settings  # tests/conftest.py
-    from moorage.cli import serve as serve_module
-
-    seen: dict[str, Any] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: seen.update(kw))
-    monkeypatch.setattr(serve_module, "prepare", lambda settings: None)
-    monkeypatch.delenv(serve_module.SETTINGS_ENV, raising=False)
-    serve_module.serve(make_settings(tmp_path / "data", None))
-    assert seen["http"] is ZeroCopyHttpToolsProtocol

@@ -3,10 +3,44 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import logging
 import os
 
 from moorage.config import SETTINGS_ENV, Settings
+
+#: glibc malloc: allocations below this come from the heap, not a fresh ``mmap`` each.
+MMAP_THRESHOLD = 8 << 20
+#: glibc malloc: free memory at the heap's top kept for reuse, rather than handed back at once.
+TRIM_THRESHOLD = 64 << 20
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+def tune_allocator() -> None:
+    """Let glibc reuse the memory of request bodies instead of mapping and unmapping it.
+
+    A blob upload arrives as a stream of 64-256 KiB ``bytes`` objects, each freed once written.
+    With glibc's defaults such buffers keep crossing its ``mmap`` threshold and trim the heap,
+    and every new page then costs a page fault (about 85 per MiB pushed here, a tenth of the
+    server's CPU on a push, measured with ``perf``). This process gets the setting through
+    ``mallopt``; worker processes through the environment, which glibc reads as they start
+    (a value already in the environment is left as the operator set it).
+    """
+    os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(MMAP_THRESHOLD))
+    os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", str(TRIM_THRESHOLD))
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        return
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    for param, name in ((_M_MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_"), (_M_TRIM_THRESHOLD, "MALLOC_TRIM_THRESHOLD_")):
+        try:
+            mallopt(param, int(os.environ[name]))
+        except ValueError:  # the operator's value, not a number: glibc ignores it too
+            continue
 
 
 def prepare(settings: Settings) -> None:
@@ -40,6 +74,7 @@ def serve(settings: Settings) -> None:
     check_serving_certificate(settings)  # refuses to start with a certificate clients would reject
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     prepare(settings)
+    tune_allocator()
     os.environ[SETTINGS_ENV] = settings.model_dump_json()
     scheme = "https" if settings.tls_cert else "http"
     print(
