@@ -36,7 +36,10 @@ def tune_allocator() -> None:
     except (OSError, AttributeError):  # not glibc: nothing to tune
         return
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    for param, name in ((_M_MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_"), (_M_TRIM_THRESHOLD, "MALLOC_TRIM_THRESHOLD_")):
+    for param, name in (
+        (_M_MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_"),
+        (_M_TRIM_THRESHOLD, "MALLOC_TRIM_THRESHOLD_"),
+    ):
         try:
             mallopt(param, int(os.environ[name]))
         except ValueError:  # the operator's value, not a number: glibc ignores it too
