@@ -176,8 +176,17 @@ async def test_fsync_only_when_durable(
     await store.upload_create(upload)
     await store.upload_append(upload, chunks_of([b"b"]))
     await store.upload_commit(upload, sha256(b"b"))
-    # Durable: the file and its directory, for the put and for the commit.
-    assert len(calls) == (4 if durable else 0)
+    # Durable: the file and its directory, for the put and for the commit; each of the two
+    # blobs lands in a new prefix directory, whose own entry (in sha256/) is flushed too, and
+    # the first one also creates sha256/ itself (an entry of blobs/).
+    assert len(calls) == (4 + 3 if durable else 0)
+    calls.clear()
+    await store.put(sha256(b"c"), b"c")
+    prefix = sha256(b"c")[7:9]
+    same_prefix = next(d for d in (str(i).encode() for i in range(100_000)) if sha256(d)[7:9] == prefix)
+    await store.put(sha256(same_prefix), same_prefix)
+    # A new prefix (file, directory, sha256/), then an existing one (file, directory).
+    assert len(calls) == (3 + 2 if durable else 0)
 
 
 @pytest.mark.parametrize("durable", [True, False])
@@ -236,6 +245,35 @@ async def test_small_committed_blobs_stay_in_the_page_cache(
     await store.upload_append(upload, chunks_of([b"c" * 1000]))
     await store.upload_commit(upload, sha256(b"c" * 1000))
     assert dropped == []
+
+
+@pytest.mark.parametrize("durable", [True, False])
+async def test_a_blob_restored_from_aside_is_durable_before_the_aside_copy_goes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durable: bool
+) -> None:
+    store = FilesystemBlobStore(tmp_path / "store", durable=durable)
+    await store.put(sha256(b"kept"), b"kept")
+    assert await store.set_aside(sha256(b"kept"))
+    # Garbage collection removed the (now empty) prefix directory meanwhile: restoring makes it.
+    blob_dir = store.root / "blobs" / "sha256" / sha256(b"kept")[7:9]
+    blob_dir.rmdir()
+    events: list[str] = []
+    real_fsync, real_unlink = os.fsync, Path.unlink
+
+    def recording_fsync(fd: int) -> None:
+        events.append("fsync")
+        real_fsync(fd)
+
+    def recording_unlink(path: Path, missing_ok: bool = False) -> None:
+        events.append("unlink")
+        real_unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    monkeypatch.setattr(Path, "unlink", recording_unlink)
+    assert await store.restore_aside(sha256(b"kept"))
+    # The blob's directory and its new entry in sha256/, then the aside copy goes.
+    assert events == (["fsync", "fsync", "unlink"] if durable else ["unlink"])
+    assert await read_all(store.read(sha256(b"kept"))) == b"kept"
 
 
 # -- nothing escapes the root ----------------------------------------------------------

@@ -177,14 +177,17 @@ class FilesystemBlobStore:
         await anyio.to_thread.run_sync(write)
 
     def _install(self, source: Path, target: Path) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        created = _make_parents(target)
         os.replace(source, target)
+        self._persist_entry(target, created)
+
+    def _persist_entry(self, target: Path, created: list[Path]) -> None:
+        """When durable, flush ``target``'s directory entry, and those of the directories
+        (``created``: a new digest prefix, a new algorithm) made for it: fsync of a directory
+        covers its entries, not its own name."""
         if self.durable:
-            dir_fd = os.open(target.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            for path in [target.parent, *(made.parent for made in created)]:
+                _fsync_dir(path)
 
     async def delete(self, digest: str) -> bool:
         try:
@@ -214,13 +217,14 @@ class FilesystemBlobStore:
         if target.exists():  # stored again meanwhile: the same bytes
             source.unlink(missing_ok=True)
             return True
-        target.parent.mkdir(parents=True, exist_ok=True)
+        created = _make_parents(target)
         try:
             os.link(source, target)  # never replaces a blob stored meanwhile
         except FileExistsError:
             pass
         except FileNotFoundError:
             return False
+        self._persist_entry(target, created)  # back for good before the aside copy goes
         source.unlink(missing_ok=True)
         return True
 
@@ -355,6 +359,25 @@ class FilesystemBlobStore:
             except FileNotFoundError:
                 continue
         return out
+
+
+def _make_parents(target: Path) -> list[Path]:
+    """Create ``target``'s directory as needed; the directories created, deepest first."""
+    created = []
+    directory = target.parent
+    while not directory.is_dir():
+        created.append(directory)
+        directory = directory.parent
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return created
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 async def _finished(pending: list[Future[Any]], settled: int) -> int:
