@@ -365,10 +365,11 @@ def _make_parents(target: Path) -> list[Path]:
     """Create ``target``'s directory as needed; the directories created, deepest first."""
     created = []
     directory = target.parent
-    while not directory.is_dir():
+    while not directory.is_dir():  # one stat when the directory is there (nearly always)
         created.append(directory)
         directory = directory.parent
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if created:
+        target.parent.mkdir(parents=True, exist_ok=True)
     return created
 
 
