@@ -16,7 +16,7 @@ import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from moorage.cli import zerocopy
-from moorage.cli.zerocopy import ZEROCOPY_SEND, ZeroCopyHttpToolsProtocol, sendfile_all
+from moorage.cli.zerocopy import ZEROCOPY_SEND, ZeroCopyHttpToolsProtocol, is_loopback_peer, sendfile_all
 from moorage.registry.responses import BlobResponse
 
 SIZE = 8 << 20
@@ -29,6 +29,7 @@ class FileApp:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.offered: list[bool] = []
+        self.server: uvicorn.Server | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,6 +73,7 @@ def server(blob: tuple[Path, bytes]) -> Iterator[tuple[int, FileApp]]:
         app, host="127.0.0.1", port=port, loop="uvloop", http=ZeroCopyHttpToolsProtocol, log_level="warning"
     )
     srv = uvicorn.Server(config)
+    app.server = srv
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -186,6 +188,44 @@ def test_a_client_that_goes_away_mid_body_harms_nothing(
     status, _, body = _get(port, "/blob?offset=0&length=1000")
     assert status == 200
     assert body == blob[1][:1000]
+
+
+def test_a_loopback_connection_gets_a_small_send_buffer(server: tuple[int, FileApp]) -> None:
+    """Over loopback the peer copies from socket buffers still in the CPU's caches."""
+    port, app = server
+    assert app.server is not None
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(b"GET /blob?offset=0&length=10 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(1024).startswith(b"HTTP/1.1 200")
+        client_port = sock.getsockname()[1]
+        (protocol,) = [
+            c
+            for c in app.server.server_state.connections
+            if c.transport.get_extra_info("peername")[1] == client_port
+        ]
+        server_sock = protocol.transport.get_extra_info("socket")
+        # Linux doubles the value asked for (bookkeeping overhead), and reports the double.
+        assert server_sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 2 * zerocopy._LOOPBACK_SNDBUF
+
+
+@pytest.mark.parametrize(
+    ("peername", "loopback"),
+    [
+        (("127.0.0.1", 5000), True),
+        (("127.8.9.10", 5000), True),
+        (("::1", 5000, 0, 0), True),
+        (("::ffff:127.0.0.1", 5000, 0, 0), True),
+        (("fe80::1%eth0", 5000, 0, 2), False),
+        (("10.0.0.7", 5000), False),
+        (("::ffff:10.0.0.7", 5000, 0, 0), False),
+        ("", False),  # a Unix socket
+        ("/run/moorage.sock", False),
+        (None, False),
+        (("not-an-address", 1), False),
+    ],
+)
+def test_is_loopback_peer(peername: object, loopback: bool) -> None:
+    assert is_loopback_peer(peername) is loopback
 
 
 # -- sendfile_all ----------------------------------------------------------------------------
