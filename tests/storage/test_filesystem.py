@@ -230,6 +230,40 @@ async def test_large_uploads_stream_through_the_page_cache(
     assert len(data) - filesystem._SETTLE_LAG - (2 << 20) <= covered <= len(data) - filesystem._SETTLE_LAG
 
 
+async def test_each_buffer_is_hashed_and_written_in_threads_of_their_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A buffer's hash and write run in two pools, so one thread never does both in turn."""
+    import hashlib
+    import threading
+
+    from moorage.storage import filesystem
+
+    store = FilesystemBlobStore(tmp_path / "store", durable=True)
+    ran: list[tuple[str, str]] = []
+    real_hash, real_write = filesystem._hash_parts, filesystem._write_at
+
+    def hash_parts(hasher: object, parts: list[bytes]) -> None:
+        ran.append(("hash", threading.current_thread().name))
+        real_hash(hasher, parts)  # type: ignore[arg-type]
+
+    def write_at(*args: object) -> int:
+        ran.append(("write", threading.current_thread().name))
+        return real_write(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(filesystem, "_hash_parts", hash_parts)
+    monkeypatch.setattr(filesystem, "_write_at", write_at)
+    pieces = [os.urandom(300_000) for _ in range(10)]  # three buffers of ~1 MiB
+    upload = new_upload_id()
+    await store.upload_create(upload)
+    hasher = hashlib.sha256()
+    await store.upload_append(upload, chunks_of(pieces), hasher=hasher)  # type: ignore[arg-type]
+    assert hasher.hexdigest() == hashlib.sha256(b"".join(pieces)).hexdigest()
+    assert {name.rsplit("_", 1)[0] for kind, name in ran if kind == "hash"} == {"moorage-blob-hash"}
+    assert {name.rsplit("_", 1)[0] for kind, name in ran if kind == "write"} == {"moorage-blob-write"}
+    assert len(ran) == 6
+
+
 async def test_small_committed_blobs_stay_in_the_page_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

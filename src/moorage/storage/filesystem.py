@@ -121,7 +121,11 @@ class FilesystemBlobStore:
         self._blobs_dir = str(root / "blobs")
         self.durable = durable
         # Upload hashing and writes run here while the event loop goes on receiving the body.
-        self._io = ThreadPoolExecutor(max_workers=8, thread_name_prefix="moorage-blob-write")
+        # Two pools, not one for both: with one, the thread woken for a buffer's hash often took
+        # its write too, after the hash (seen in timings of 1 MiB pushes: the write started
+        # when the hash ended), and a buffer cost the sum of both instead of the longer.
+        self._hashers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="moorage-blob-hash")
+        self._writers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="moorage-blob-write")
         for sub in ("blobs", "uploads", "tmp"):
             (root / sub).mkdir(parents=True, exist_ok=True)
 
@@ -311,10 +315,14 @@ class FilesystemBlobStore:
     def _submit(
         self, fd: int, parts: list[bytes], offset: int, writeback: bool, hasher: Hasher | None, settled: int
     ) -> list[Future[Any]]:
-        """Write (first future: the new ``settled`` offset) and hash ``parts`` in two threads."""
-        futures: list[Future[Any]] = [self._io.submit(_write_at, fd, parts, offset, writeback, settled)]
-        if hasher is not None:
-            futures.append(self._io.submit(_hash_parts, hasher, parts))
+        """Hash and write (last future: the new ``settled`` offset) ``parts`` in two threads.
+
+        The hash goes first: it takes longer (sha256 at ~2 GB/s, a write into reused page-cache
+        pages at ~4 GB/s)."""
+        futures: list[Future[Any]] = (
+            [] if hasher is None else [self._hashers.submit(_hash_parts, hasher, parts)]
+        )
+        futures.append(self._writers.submit(_write_at, fd, parts, offset, writeback, settled))
         return futures
 
     async def upload_size(self, upload_id: str) -> int | None:
@@ -382,10 +390,10 @@ def _fsync_dir(path: Path) -> None:
 
 
 async def _finished(pending: list[Future[Any]], settled: int) -> int:
-    """Wait for a buffer's write and hash (``_submit``); the new ``settled`` offset."""
-    for future in pending[1:]:
+    """Wait for a buffer's hash and write (``_submit``); the new ``settled`` offset."""
+    for future in pending[:-1]:
         await asyncio.wrap_future(future)
-    return int(await asyncio.wrap_future(pending[0])) if pending else settled
+    return int(await asyncio.wrap_future(pending[-1])) if pending else settled
 
 
 async def _read_file(path: str | Path, offset: int, length: int | None) -> AsyncIterator[bytes]:
