@@ -184,7 +184,8 @@ def is_loopback_peer(peername: Any) -> bool:
 
 
 class ZeroCopyHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, offering ``http.response.zerocopysend`` over plain HTTP."""
+    """uvicorn's httptools protocol, offering ``http.response.zerocopysend`` over plain HTTP,
+    with a small send buffer on loopback connections (``_LOOPBACK_SNDBUF``)."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

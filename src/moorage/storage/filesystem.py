@@ -123,7 +123,8 @@ class FilesystemBlobStore:
         # Upload hashing and writes run here while the event loop goes on receiving the body.
         # Two pools, not one for both: with one, the thread woken for a buffer's hash often took
         # its write too, after the hash (seen in timings of 1 MiB pushes: the write started
-        # when the hash ended), and a buffer cost the sum of both instead of the longer.
+        # when the hash ended). On the 2-core VM measured, the write then runs slower beside
+        # the hash and a 1 MiB PUT is no shorter (bench/README.md); more cores get the overlap.
         self._hashers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="moorage-blob-hash")
         self._writers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="moorage-blob-write")
         for sub in ("blobs", "uploads", "tmp"):
