@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -133,3 +137,77 @@ async def test_postgres_schema_is_isolated(db: Database, backend: Backend) -> No
         )
         tables = set(rows.scalars())
     assert tables == {*metadata.tables, "alembic_version"}
+
+
+_MIGRATE_WHEN_TOLD = """
+import asyncio, os, sys, time
+from moorage.db.engine import Database
+
+url, schema, go = sys.argv[1], sys.argv[2] or None, sys.argv[3]
+database = Database(url, schema=schema)
+while not os.path.exists(go):  # imports done: wait for the others, then migrate at once
+    time.sleep(0.001)
+
+async def main() -> None:
+    try:
+        await database.migrate()
+    finally:
+        await database.close()
+
+asyncio.run(main())
+"""
+
+
+def test_processes_starting_at_once_all_migrate_one_new_database(tmp_path: Path, backend: Backend) -> None:
+    """Several processes migrating one new database together: each either migrates or waits for the
+    one that does, none fails, and the schema ends whole at the head revision. (On SQLite, Alembic
+    commits after every revision, so a lock held only per transaction let a second process in.)"""
+    for attempt in range(3):
+        schema = f"{backend.schema}_m{attempt}" if backend.schema else None
+        settings = make_settings(tmp_path / f"data-{attempt}", backend, database_schema=schema)
+        url = settings.resolved_database_url
+        if schema:
+            asyncio.run(_schema(url, f'CREATE SCHEMA "{schema}"'))
+        try:
+            _migrate_in_processes_at_once(url, schema, tmp_path / f"go-{attempt}", processes=4)
+            asyncio.run(_assert_at_head(url, schema))
+        finally:
+            if schema:
+                asyncio.run(_schema(url, f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+def _migrate_in_processes_at_once(url: str, schema: str | None, go: Path, processes: int) -> None:
+    started = [
+        subprocess.Popen(
+            [sys.executable, "-c", _MIGRATE_WHEN_TOLD, url, schema or "", str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(processes)
+    ]
+    time.sleep(1.5)  # every process imports moorage and reaches the start line
+    go.touch()
+    results = [(process.communicate(timeout=120)[0].decode(), process.returncode) for process in started]
+    failures = [output[-2000:] for output, code in results if code != 0]
+    assert failures == []
+
+
+async def _schema(url: str, statement: str) -> None:
+    database = Database(url)
+    try:
+        async with database.write() as conn:
+            await conn.execute(text(statement))
+    finally:
+        await database.close()
+
+
+async def _assert_at_head(url: str, schema: str | None) -> None:
+    database = Database(url, schema=schema)
+    try:
+        async with database.read() as conn:
+            assert await conn.run_sync(_diffs) == []
+            assert await conn.run_sync(_current_revision) == _head()
+            versions = list((await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars())
+        assert versions == [_head()]
+    finally:
+        await database.close()

@@ -40,6 +40,7 @@ from sqlalchemy.pool import QueuePool
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process's write transaction
+_MIGRATION_WAIT = 600.0  # seconds a starting process waits for another one's migration
 _T = TypeVar("_T")
 
 
@@ -132,7 +133,7 @@ class _ProcessLock:
         self.path = path
         self.fd: int | None = None
 
-    async def acquire(self) -> None:
+    async def acquire(self, max_wait: float = _BUSY_TIMEOUT) -> None:
         if self.fd is None:  # opened lazily, so a closed Database can be used again like its engines
             self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -142,7 +143,7 @@ class _ProcessLock:
             pass
         waiter = asyncio.get_running_loop().run_in_executor(None, fcntl.flock, self.fd, fcntl.LOCK_EX)
         try:
-            await asyncio.wait_for(asyncio.shield(waiter), _BUSY_TIMEOUT)
+            await asyncio.wait_for(asyncio.shield(waiter), max_wait)
         except BaseException as exc:
             # Cancelled or timed out: the thread may still get the lock; give it back then.
             waiter.add_done_callback(self._release_if_acquired)
@@ -291,9 +292,11 @@ class Database:
 
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""
-        if self._write_lock is not None:
-            # Several processes may start at once: a thread-backed engine whose BEGIN
-            # IMMEDIATE waits on SQLite's busy timeout serialises them.
+        if self._process_lock is not None:
+            # Several processes may start at once. Alembic commits after each revision on SQLite
+            # (its DDL is not transactional there), so SQLite's own locks would let a second
+            # process in between two revisions; the processes' write lock is held throughout.
+            await self._process_lock.acquire(max_wait=_MIGRATION_WAIT)
             engine = self._sqlite_engine(self.url, immediate=True)
             try:
                 async with engine.connect() as conn:
@@ -301,6 +304,7 @@ class Database:
                     await conn.commit()
             finally:
                 await engine.dispose()
+                self._process_lock.release()
             return
         assert self._writer is not None
         async with self._writer.connect() as conn:
