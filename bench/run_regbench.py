@@ -231,6 +231,7 @@ def start_moorage(workdir: Path, a: argparse.Namespace) -> Server:
     password = os.urandom(12).hex()
     env["MOORAGE_ADMIN_PASSWORD"] = password
     env["MOORAGE_DURABLE_WRITES"] = "true" if a.durable else "false"
+    env["MOORAGE_SQLITE_SYNCHRONOUS"] = a.sqlite_synchronous
     # The reference has no scanner. With scan on push, every manifest of phase c queues a scan
     # that runs in the background during the later phases (and PUT pays for queueing it).
     env["MOORAGE_SCAN_ON_PUSH_DEFAULT"] = "true" if a.scan_on_push else "false"
@@ -416,6 +417,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--no-durable", dest="durable", action="store_false", help="Moorage without fsync")
     p.add_argument(
+        "--sqlite-synchronous",
+        choices=["normal", "full"],
+        default="normal",
+        help="Moorage's SQLite synchronous level (full: a WAL fsync at every commit)",
+    )
+    p.add_argument(
         "--scan-on-push",
         action="store_true",
         help="keep Moorage's scan on push on (default off: the reference does not scan)",
@@ -468,6 +475,7 @@ def write_results(
         "server": a.server,
         "workers": a.workers,
         "durable": a.durable,
+        "sqlite_synchronous": a.sqlite_synchronous,
         "scan_on_push": a.scan_on_push,
         "reference": ref_version,
         "command": " ".join(["python3 bench/run_regbench.py", *(argv or sys.argv[1:])]),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     database_schema: str | None = Field(None, description="PostgreSQL schema to use (search_path).")
     storage_dir: Path | None = Field(None, description="Blob directory; default <data_dir>/storage.")
     durable_writes: bool = Field(True, description="fsync blobs before they become visible.")
+    sqlite_synchronous: Literal["normal", "full"] = Field(
+        "normal",
+        description="SQLite only. normal: a crash of the process loses nothing, a power loss may lose "
+        "the last commits (their blobs, already on disk, are collected by the next GC). full: every "
+        "commit survives a power loss, at one more fsync per write.",
+    )
     workers: int = Field(1, ge=1, le=64, description="Server worker processes.")
     server: str = Field("uvicorn", pattern="^(uvicorn|granian)$", description="ASGI server.")
     fqdn: str | None = Field(None, description="Name clients reach the registry by.")

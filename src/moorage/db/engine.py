@@ -84,11 +84,11 @@ class InlineConnection:
         return fn(self.sync_connection, *args, **kwargs)
 
 
-def _sqlite_connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
+def _sqlite_connect(path: str, busy_timeout_ms: int, synchronous: str) -> sqlite3.Connection:
     # isolation_level=None: no implicit BEGIN; transactions are begun explicitly below.
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=_BUSY_TIMEOUT)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     return conn
@@ -182,9 +182,17 @@ async def _begin_immediate(raw: sqlite3.Connection) -> None:
 class Database:
     """The metadata database of one process."""
 
-    def __init__(self, url: str, schema: str | None = None, pool_size: int = 10) -> None:
+    def __init__(
+        self, url: str, schema: str | None = None, pool_size: int = 10, sqlite_synchronous: str = "normal"
+    ) -> None:
+        """``sqlite_synchronous``: SQLite's ``synchronous`` pragma, ``normal`` or ``full``. In WAL
+        mode ``normal`` loses nothing when the process crashes, but a power loss may lose the last
+        commits; ``full`` fsyncs the WAL at every commit."""
+        if sqlite_synchronous.upper() not in ("NORMAL", "FULL"):
+            raise ValueError(f"sqlite_synchronous must be normal or full, not {sqlite_synchronous!r}")
         self.url = url
         self.schema = schema
+        self.sqlite_synchronous = sqlite_synchronous.upper()
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
         self._write_lock: asyncio.Lock | None = None
@@ -196,15 +204,17 @@ class Database:
         if self.dialect == "sqlite" and parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             self._inline_reader = _InlinePool(
-                self._inline_sqlite_engine(parsed.database, busy_timeout_ms=30000)
+                self._inline_sqlite_engine(parsed.database, 30000, self.sqlite_synchronous)
             )
             # The writer never lets SQLite sleep on a lock: _begin_immediate retries instead.
-            self._inline_writer = _InlinePool(self._inline_sqlite_engine(parsed.database, busy_timeout_ms=0))
+            self._inline_writer = _InlinePool(
+                self._inline_sqlite_engine(parsed.database, 0, self.sqlite_synchronous)
+            )
             self._write_lock = asyncio.Lock()
             self._process_lock = _ProcessLock(parsed.database + ".writelock")
         elif self.dialect == "sqlite":
-            self._reader = self._sqlite_engine(url, immediate=False)
-            self._writer = self._sqlite_engine(url, immediate=True)
+            self._reader = self._sqlite_engine(url, False, self.sqlite_synchronous)
+            self._writer = self._sqlite_engine(url, True, self.sqlite_synchronous)
         else:
             connect_args: dict[str, Any] = {}
             if schema:
@@ -219,19 +229,19 @@ class Database:
             self._writer = self._reader
 
     @staticmethod
-    def _inline_sqlite_engine(path: str, busy_timeout_ms: int) -> Engine:
+    def _inline_sqlite_engine(path: str, busy_timeout_ms: int, synchronous: str) -> Engine:
         # No overflow limit: a checkout that had to wait would block the event loop. Connections
         # are held only while a transaction's statements run, so few are ever open at once.
         return create_engine(
             URL.create("sqlite+pysqlite", database=path),
-            creator=partial(_sqlite_connect, path, busy_timeout_ms),
+            creator=partial(_sqlite_connect, path, busy_timeout_ms, synchronous),
             poolclass=QueuePool,
             pool_size=20,
             max_overflow=-1,
         )
 
     @staticmethod
-    def _sqlite_engine(url: str, immediate: bool) -> AsyncEngine:
+    def _sqlite_engine(url: str, immediate: bool, synchronous: str) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -240,7 +250,7 @@ class Database:
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
@@ -297,7 +307,7 @@ class Database:
             # (its DDL is not transactional there), so SQLite's own locks would let a second
             # process in between two revisions; the processes' write lock is held throughout.
             await self._process_lock.acquire(max_wait=_MIGRATION_WAIT)
-            engine = self._sqlite_engine(self.url, immediate=True)
+            engine = self._sqlite_engine(self.url, True, self.sqlite_synchronous)
             try:
                 async with engine.connect() as conn:
                     await conn.run_sync(_upgrade, self.schema)

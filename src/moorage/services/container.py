@@ -83,7 +83,11 @@ class Services:
 
 
 def build_services(settings: Settings, clock: Clock = utcnow) -> Services:
-    db = Database(settings.resolved_database_url, schema=settings.database_schema)
+    db = Database(
+        settings.resolved_database_url,
+        schema=settings.database_schema,
+        sqlite_synchronous=settings.sqlite_synchronous,
+    )
     store = FilesystemBlobStore(settings.resolved_storage_dir, durable=settings.durable_writes)
     audit = AuditLog(db, clock)
     events = EventLog(db, clock, record_pulls=settings.pull_events)
