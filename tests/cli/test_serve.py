@@ -13,7 +13,7 @@ import uvicorn
 
 from conftest import make_settings  # tests/conftest.py
 from moorage.cli import serve as serve_module
-from moorage.cli.zerocopy import ZeroCopyHttpToolsProtocol
+from moorage.cli.zerocopy import BufferedHttpProtocol
 
 
 def _serve(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
@@ -25,10 +25,12 @@ def _serve(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
     return seen
 
 
-def test_uvicorn_runs_the_zero_copy_protocol(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_uvicorn_runs_the_buffered_zero_copy_protocol(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
-    assert _serve(monkeypatch, tmp_path)["http"] is ZeroCopyHttpToolsProtocol
+    assert _serve(monkeypatch, tmp_path)["http"] is BufferedHttpProtocol
 
 
 def test_workers_inherit_the_allocator_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

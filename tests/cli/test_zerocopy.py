@@ -1,7 +1,9 @@
-"""Zero-copy blob responses: uvicorn with ``ZeroCopyHttpToolsProtocol`` over real sockets."""
+"""``moorage serve``'s HTTP protocol over real sockets: zero-copy blob responses, and request
+bodies read through one shared buffer (``BufferedHttpProtocol``)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import http.client
 import os
@@ -9,14 +11,17 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
 import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from moorage.cli import zerocopy
-from moorage.cli.zerocopy import ZEROCOPY_SEND, ZeroCopyHttpToolsProtocol, is_loopback_peer, sendfile_all
+from moorage.cli.zerocopy import ZEROCOPY_SEND, BufferedHttpProtocol, is_loopback_peer, sendfile_all
 from moorage.registry.responses import BlobResponse
 
 SIZE = 8 << 20
@@ -24,11 +29,13 @@ SIZE = 8 << 20
 
 class FileApp:
     """``/blob?offset=&length=``: a BlobResponse of the file; ``/chunked``: a zero-copy body
-    without a Content-Length; ``/ext``: which extensions the request offered."""
+    without a Content-Length; ``/upload``: the sha256 of the request body, whose piece sizes
+    are kept in ``pieces``."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.offered: list[bool] = []
+        self.pieces: list[int] = []
         self.server: uvicorn.Server | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -36,6 +43,17 @@ class FileApp:
             return
         self.offered.append(ZEROCOPY_SEND in (scope.get("extensions") or {}))
         query = dict(p.split("=") for p in scope["query_string"].decode().split("&") if p)
+        if scope["path"] == "/upload":
+            digest = hashlib.sha256()
+            while True:
+                message = await receive()
+                digest.update(message.get("body", b""))
+                self.pieces.append(len(message.get("body", b"")))
+                if not message.get("more_body"):
+                    break
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": digest.hexdigest().encode()})
+            return
         if scope["path"] == "/chunked":
             await send({"type": "http.response.start", "status": 200, "headers": []})
             with open(self.path, "rb") as fh:
@@ -65,12 +83,17 @@ def blob(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
     return path, data
 
 
-@pytest.fixture(scope="module")
-def server(blob: tuple[Path, bytes]) -> Iterator[tuple[int, FileApp]]:
-    app = FileApp(blob[0])
+@contextmanager
+def _serving(path: Path, loop: str) -> Iterator[tuple[int, FileApp]]:
+    app = FileApp(path)
     port = _free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, loop="uvloop", http=ZeroCopyHttpToolsProtocol, log_level="warning"
+        app,
+        host="127.0.0.1",
+        port=port,
+        loop=loop,
+        http=cast("type[asyncio.Protocol]", BufferedHttpProtocol),
+        log_level="warning",
     )
     srv = uvicorn.Server(config)
     app.server = srv
@@ -80,9 +103,26 @@ def server(blob: tuple[Path, bytes]) -> Iterator[tuple[int, FileApp]]:
     while not srv.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
-    yield port, app
-    srv.should_exit = True
-    thread.join(10)
+    try:
+        yield port, app
+    finally:
+        srv.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def server(blob: tuple[Path, bytes]) -> Iterator[tuple[int, FileApp]]:
+    """What ``moorage serve`` runs: uvloop and ``BufferedHttpProtocol``."""
+    with _serving(blob[0], "uvloop") as served:
+        yield served
+
+
+@pytest.fixture(scope="module", params=["uvloop", "asyncio"])
+def any_loop_server(
+    request: pytest.FixtureRequest, blob: tuple[Path, bytes]
+) -> Iterator[tuple[int, FileApp]]:
+    with _serving(blob[0], request.param) as served:
+        yield served
 
 
 def _get(port: int, path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
@@ -279,3 +319,71 @@ def test_sendfile_all_reports_a_peer_that_is_gone(blob: tuple[Path, bytes]) -> N
     with open(blob[0], "rb") as fh, pytest.raises((BrokenPipeError, ConnectionResetError)):
         sendfile_all(sender.fileno(), fh.fileno(), 0, SIZE, stall_seconds=1)
     sender.close()
+
+
+def _upload(port: int, body: bytes, headers: dict[str, str] | None = None) -> str:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("PUT", "/upload", body=body, headers=headers or {})
+        response = conn.getresponse()
+        assert response.status == 200
+        return response.read().decode()
+    finally:
+        conn.close()
+
+
+def test_a_large_body_arrives_whole_in_pieces_larger_than_the_loops_own(
+    any_loop_server: tuple[int, FileApp], blob: tuple[Path, bytes]
+) -> None:
+    """Read into the protocol's buffer: pieces of up to 1 MiB reach the application, where
+    uvloop's own reads stop at 256,000 bytes (asyncio's at 256 KiB)."""
+    port, app = any_loop_server
+    app.pieces.clear()
+    assert _upload(port, blob[1]) == hashlib.sha256(blob[1]).hexdigest()
+    assert sum(app.pieces) == SIZE
+    assert max(app.pieces) > 256 << 10
+    assert max(app.pieces) <= zerocopy._RECEIVE_BUFFER
+
+
+def test_connections_sharing_the_receive_buffer_keep_their_bodies_apart(
+    any_loop_server: tuple[int, FileApp],
+) -> None:
+    """Eight uploads at once, through one buffer per event loop: every body arrives intact."""
+    port, _ = any_loop_server
+    bodies = [os.urandom((3 << 20) + i * 4099) for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        digests = list(pool.map(lambda body: _upload(port, body), bodies))
+    assert digests == [hashlib.sha256(body).hexdigest() for body in bodies]
+
+
+def test_a_chunked_body_and_small_requests_after_it(any_loop_server: tuple[int, FileApp]) -> None:
+    """A body in chunked transfer coding, then a small request on the same connection."""
+    port, _ = any_loop_server
+    pieces = [os.urandom(n) for n in (1, 70_000, 1 << 20, 3)]
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("PUT", "/upload", body=iter(pieces), encode_chunked=True)
+        response = conn.getresponse()
+        assert response.read().decode() == hashlib.sha256(b"".join(pieces)).hexdigest()
+        conn.request("PUT", "/upload", body=b"small")
+        assert conn.getresponse().read().decode() == hashlib.sha256(b"small").hexdigest()
+    finally:
+        conn.close()
+
+
+def test_pipelined_uploads_in_one_write(any_loop_server: tuple[int, FileApp]) -> None:
+    """Two requests in one write: the second starts inside the buffer the first was read from."""
+    port, _ = any_loop_server
+    first, second = os.urandom(100_000), os.urandom(10)
+    request = "PUT /upload HTTP/1.1\r\nHost: x\r\nContent-Length: {n}\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(
+            request.format(n=len(first)).encode() + first + request.format(n=len(second)).encode() + second
+        )
+        received = b""
+        while received.count(b"\r\n0\r\n\r\n") < 2:  # two whole chunked responses
+            chunk = sock.recv(65536)
+            assert chunk, f"connection closed early: {received!r}"
+            received += chunk
+    answers = [part.split(b"\r\n")[1] for part in received.split(b"\r\n\r\n40")[1:]]
+    assert answers == [hashlib.sha256(body).hexdigest().encode() for body in (first, second)]

@@ -7,6 +7,7 @@ import ctypes
 import ctypes.util
 import logging
 import os
+from typing import cast
 
 from moorage.config import SETTINGS_ENV, Settings
 
@@ -103,7 +104,7 @@ def serve(settings: Settings) -> None:
         return
     import uvicorn
 
-    from moorage.cli.zerocopy import ZeroCopyHttpToolsProtocol
+    from moorage.cli.zerocopy import BufferedHttpProtocol
 
     uvicorn.run(
         "moorage.app:create_app_from_environment",
@@ -116,7 +117,9 @@ def serve(settings: Settings) -> None:
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         loop="uvloop",
-        http=ZeroCopyHttpToolsProtocol,  # httptools, plus sendfile for blobs
+        # httptools behind buffered reads, plus sendfile for blobs. uvicorn's annotation asks for
+        # an asyncio.Protocol, but it only calls the class to make each connection's protocol.
+        http=cast("type[asyncio.Protocol]", BufferedHttpProtocol),
         server_header=False,
         limit_concurrency=None,
         timeout_keep_alive=30,
