@@ -16,7 +16,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select, text
-from tests.conftest import Backend, make_settings
+from tests.conftest import Backend, _pg_schema, make_settings
 
 from moorage.db.engine import Database, alembic_config
 from moorage.db.tables import metadata, repositories
@@ -167,13 +167,13 @@ def test_processes_starting_at_once_all_migrate_one_new_database(tmp_path: Path,
         settings = make_settings(tmp_path / f"data-{attempt}", backend, database_schema=schema)
         url = settings.resolved_database_url
         if schema:
-            asyncio.run(_schema(url, f'CREATE SCHEMA "{schema}"'))
+            asyncio.run(_pg_schema("create", schema))
         try:
             _migrate_in_processes_at_once(url, schema, tmp_path / f"go-{attempt}", processes=4)
             asyncio.run(_assert_at_head(url, schema))
         finally:
             if schema:
-                asyncio.run(_schema(url, f'DROP SCHEMA "{schema}" CASCADE'))
+                asyncio.run(_pg_schema("drop", schema))
 
 
 def _migrate_in_processes_at_once(url: str, schema: str | None, go: Path, processes: int) -> None:
@@ -190,15 +190,6 @@ def _migrate_in_processes_at_once(url: str, schema: str | None, go: Path, proces
     results = [(process.communicate(timeout=120)[0].decode(), process.returncode) for process in started]
     failures = [output[-2000:] for output, code in results if code != 0]
     assert failures == []
-
-
-async def _schema(url: str, statement: str) -> None:
-    database = Database(url)
-    try:
-        async with database.write() as conn:
-            await conn.execute(text(statement))
-    finally:
-        await database.close()
 
 
 async def _assert_at_head(url: str, schema: str | None) -> None:
