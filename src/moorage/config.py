@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["normal", "full"] = Field(
         "normal",
         description="SQLite only. normal: a crash of the process loses nothing, a power loss may lose "
-        "the last commits (their blobs, already on disk, are collected by the next GC). full: every "
+        "the last commits (their blobs, already on disk, are then collected by GC). full: every "
         "commit survives a power loss, at one more fsync per write.",
     )
     workers: int = Field(1, ge=1, le=64, description="Server worker processes.")

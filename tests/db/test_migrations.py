@@ -143,9 +143,10 @@ _MIGRATE_WHEN_TOLD = """
 import asyncio, os, sys, time
 from moorage.db.engine import Database
 
-url, schema, go = sys.argv[1], sys.argv[2] or None, sys.argv[3]
+url, schema, ready, go = sys.argv[1], sys.argv[2] or None, sys.argv[3], sys.argv[4]
 database = Database(url, schema=schema)
-while not os.path.exists(go):  # imports done: wait for the others, then migrate at once
+open(ready, "w").close()  # imports done: wait for the others, then migrate at once
+while not os.path.exists(go):
     time.sleep(0.001)
 
 async def main() -> None:
@@ -169,23 +170,29 @@ def test_processes_starting_at_once_all_migrate_one_new_database(tmp_path: Path,
         if schema:
             asyncio.run(_pg_schema("create", schema))
         try:
-            _migrate_in_processes_at_once(url, schema, tmp_path / f"go-{attempt}", processes=4)
+            _migrate_in_processes_at_once(url, schema, tmp_path / f"line-{attempt}", processes=4)
             asyncio.run(_assert_at_head(url, schema))
         finally:
             if schema:
                 asyncio.run(_pg_schema("drop", schema))
 
 
-def _migrate_in_processes_at_once(url: str, schema: str | None, go: Path, processes: int) -> None:
+def _migrate_in_processes_at_once(url: str, schema: str | None, line: Path, processes: int) -> None:
+    line.mkdir()
+    go = line / "go"
     started = [
         subprocess.Popen(
-            [sys.executable, "-c", _MIGRATE_WHEN_TOLD, url, schema or "", str(go)],
+            [sys.executable, "-c", _MIGRATE_WHEN_TOLD, url, schema or "", str(line / f"ready-{n}"), str(go)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
-        for _ in range(processes)
+        for n in range(processes)
     ]
-    time.sleep(1.5)  # every process imports moorage and reaches the start line
+    deadline = time.monotonic() + 60
+    while len(list(line.glob("ready-*"))) < processes:  # every process at the start line
+        assert all(process.poll() is None for process in started), "a process died before migrating"
+        assert time.monotonic() < deadline, "the processes did not reach the start line"
+        time.sleep(0.01)
     go.touch()
     results = [(process.communicate(timeout=120)[0].decode(), process.returncode) for process in started]
     failures = [output[-2000:] for output, code in results if code != 0]
