@@ -41,7 +41,26 @@ def test_new_store_creates_its_directories(tmp_path: Path) -> None:
     root = tmp_path / "a" / "b"
     FilesystemBlobStore(root)
     assert sorted(p.name for p in root.iterdir()) == ["blobs", "tmp", "uploads"]
+    # Every digest prefix directory, up front (see FilesystemBlobStore._make_prefix_dirs).
+    prefixes = [f"{i:02x}" for i in range(256)]
+    assert sorted(p.name for p in (root / "blobs").iterdir()) == ["sha256", "sha512"]
+    for algorithm in ("sha256", "sha512"):
+        assert sorted(p.name for p in (root / "blobs" / algorithm).iterdir()) == prefixes
     FilesystemBlobStore(root)  # reopening an existing store is fine
+
+
+def test_reopened_store_makes_no_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    FilesystemBlobStore(tmp_path / "store")
+    made: list[Path] = []
+    real_mkdir = Path.mkdir
+
+    def recording_mkdir(self: Path, *args: object, **kwargs: object) -> None:
+        made.append(self)
+        real_mkdir(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "mkdir", recording_mkdir)
+    FilesystemBlobStore(tmp_path / "store")
+    assert all(path.name in ("blobs", "uploads", "tmp") for path in made)
 
 
 async def test_blob_layout(fs: FilesystemBlobStore) -> None:
@@ -176,17 +195,17 @@ async def test_fsync_only_when_durable(
     await store.upload_create(upload)
     await store.upload_append(upload, chunks_of([b"b"]))
     await store.upload_commit(upload, sha256(b"b"))
-    # Durable: the file and its directory, for the put and for the commit; each of the two
-    # blobs lands in a new prefix directory, whose own entry (in sha256/) is flushed too, and
-    # the first one also creates sha256/ itself (an entry of blobs/).
-    assert len(calls) == (4 + 3 if durable else 0)
+    # Durable: the file and its directory, for the put and for the commit (the prefix
+    # directories were made with the store).
+    assert len(calls) == (2 + 2 if durable else 0)
     calls.clear()
-    await store.put(sha256(b"c"), b"c")
-    prefix = sha256(b"c")[7:9]
-    same_prefix = next(d for d in (str(i).encode() for i in range(100_000)) if sha256(d)[7:9] == prefix)
-    await store.put(sha256(same_prefix), same_prefix)
-    # A new prefix (file, directory, sha256/), then an existing one (file, directory).
-    assert len(calls) == (3 + 2 if durable else 0)
+    # A prefix directory removed since is made again, and its entry in sha256/ flushed too.
+    taken = {sha256(b"a")[7:9], sha256(b"b")[7:9]}
+    data = next(d for d in (str(i).encode() for i in range(100_000)) if sha256(d)[7:9] not in taken)
+    (store.root / "blobs" / "sha256" / sha256(data)[7:9]).rmdir()
+    await store.put(sha256(data), data)
+    assert await read_all(store.read(sha256(data))) == data
+    assert len(calls) == (3 if durable else 0)
 
 
 @pytest.mark.parametrize("durable", [True, False])
