@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
 import logging
 import os
 
@@ -35,8 +36,10 @@ class MoorageApp:
     """Top-level ASGI app: ``/v2`` goes to the registry protocol, ``/api/v1`` to the management API, the rest
     to Starlette."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, freeze_after_startup: bool = False) -> None:
         self.services = services
+        #: a server worker's: see ``freeze_startup_objects`` (not for an app inside a test process)
+        self.freeze_after_startup = freeze_after_startup
         auth = RegistryAuth(services.tokens, services.authn, services.access)
         self.registry = RegistryApp(
             RegistryContext(services.repositories, services.blobs, services.manifests, auth)
@@ -129,6 +132,8 @@ class MoorageApp:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 workers = self._start_workers()
+                if self.freeze_after_startup:
+                    freeze_startup_objects()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 for task in workers:
@@ -139,12 +144,26 @@ class MoorageApp:
                 return
 
 
-def create_app(settings: Settings) -> MoorageApp:
-    return MoorageApp(build_services(settings))
+def freeze_startup_objects() -> None:
+    """Take what startup built (modules, ORM metadata, routes, templates, caches) out of the
+    cyclic garbage collector's sight, once, in a server worker.
+
+    A full (generation 2) collection visits every tracked object: a worker holds ~180,000 once
+    started, and on the 2-core VM measured each such pass stalled the event loop 65-140 ms
+    (``gc.callbacks``), a few times per benchmark run, in the middle of whatever request was
+    running. Frozen objects are not visited; they are still freed by reference counting, and
+    only cycles among them would stay (what startup builds lives as long as the process).
+    ``gc.collect()`` first, so that no garbage is frozen."""
+    gc.collect()
+    gc.freeze()
+
+
+def create_app(settings: Settings, freeze_after_startup: bool = False) -> MoorageApp:
+    return MoorageApp(build_services(settings), freeze_after_startup)
 
 
 def create_app_from_environment() -> MoorageApp:
     """Factory for server workers: settings arrive serialised in ``MOORAGE_SETTINGS_JSON``."""
     raw = os.environ.get(SETTINGS_ENV)
     settings = Settings.model_validate_json(raw) if raw else load_settings()
-    return create_app(settings)
+    return create_app(settings, freeze_after_startup=True)
