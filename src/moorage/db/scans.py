@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from moorage.db.content import _insert
@@ -272,10 +272,11 @@ async def remove_override(conn: AsyncConnection, repo_id: int, vuln_id: str, pac
     return bool(result.rowcount)
 
 
+_SCAN_ON_PUSH = select(repository_settings.c.scan_on_push).where(
+    repository_settings.c.repository_id == bindparam("repo_id")
+)
+
+
 async def scan_on_push(conn: AsyncConnection, repo_id: int) -> bool | None:
     """The repository's own setting; ``None`` when it follows the global default."""
-    return (
-        await conn.execute(
-            select(repository_settings.c.scan_on_push).where(repository_settings.c.repository_id == repo_id)
-        )
-    ).scalar()
+    return (await conn.execute(_SCAN_ON_PUSH, {"repo_id": repo_id})).scalar()

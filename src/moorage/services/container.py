@@ -128,7 +128,7 @@ def build_services(settings: Settings, clock: Clock = utcnow) -> Services:
         settings.scan_concurrency,
         settings.scan_on_push_default,
     )
-    manifests.on_push = scanning.on_push
+    manifests.push_subscriber = scanning
     artifacts.scans = scanning
     scanning.events = events
     scanning.register(jobs)

@@ -309,15 +309,16 @@ class ScanService:
         self.wake.set()
         return images
 
-    async def on_push(self, repository: str, digest: str, kind: str) -> None:
-        """Scan on push: for the kinds worth scanning, when the repository (or the default) says so."""
+    async def wants_push(self, conn: AsyncConnection, repository_id: int, kind: str) -> bool:
+        """Scan on push (asked in the push's transaction): for the kinds worth scanning, when the
+        repository (or the default) says so."""
         if kind not in SCAN_ON_PUSH_KINDS:
-            return
-        async with self.db.read() as conn:
-            rid = await cq.repository_id(conn, repository)
-            own = await q.scan_on_push(conn, rid) if rid is not None else None
-        if (self.scan_on_push_default if own is None else own) is False:
-            return
+            return False
+        own = await q.scan_on_push(conn, repository_id)
+        return self.scan_on_push_default if own is None else own
+
+    async def take_push(self, repository: str, digest: str) -> None:
+        """Queue the scan of a pushed manifest ``wants_push`` wanted."""
         try:
             await self.enqueue(repository, digest)
         except Exception:  # a push never fails because its scan could not be queued
