@@ -210,28 +210,22 @@ async def unlink_blob(conn: AsyncConnection, repo_id: int, digest: str) -> bool:
     return bool(result.rowcount)
 
 
-_LINKED_DIGESTS = select(repository_blobs.c.digest).where(
-    repository_blobs.c.repository_id == bindparam("repo_id"),
-    repository_blobs.c.digest.in_(bindparam("digests", expanding=True)),
+_LINKED_BLOB_SIZES = (
+    select(blobs.c.digest, blobs.c.size)
+    .select_from(repository_blobs.join(blobs, blobs.c.digest == repository_blobs.c.digest))
+    .where(
+        repository_blobs.c.repository_id == bindparam("repo_id"),
+        repository_blobs.c.digest.in_(bindparam("digests", expanding=True)),
+    )
 )
-_BLOB_SIZES = select(blobs.c.digest, blobs.c.size).where(
-    blobs.c.digest.in_(bindparam("digests", expanding=True))
-)
 
 
-async def missing_blobs(conn: AsyncConnection, repo_id: int, digests: Iterable[str]) -> list[str]:
-    wanted = set(digests)
-    if not wanted:
-        return []
-    rows = await conn.execute(_LINKED_DIGESTS, {"repo_id": repo_id, "digests": sorted(wanted)})
-    return sorted(wanted.difference(rows.scalars()))
-
-
-async def blob_sizes(conn: AsyncConnection, digests: Iterable[str]) -> dict[str, int]:
+async def linked_blob_sizes(conn: AsyncConnection, repo_id: int, digests: Iterable[str]) -> dict[str, int]:
+    """Size of each of ``digests`` linked into the repository; the others are absent from it."""
     wanted = set(digests)
     if not wanted:
         return {}
-    rows = await conn.execute(_BLOB_SIZES, {"digests": sorted(wanted)})
+    rows = await conn.execute(_LINKED_BLOB_SIZES, {"repo_id": repo_id, "digests": sorted(wanted)})
     return {d: s for d, s in rows}
 
 

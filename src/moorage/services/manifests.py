@@ -127,7 +127,9 @@ class ManifestService:
             rid = await q.ensure_repository(
                 conn, repository, now, on_created=self.blobs.on_repository_created
             )
-            missing = await q.missing_blobs(conn, rid, manifest.blob_digests())
+            blob_digests = manifest.blob_digests()
+            blob_sizes = await q.linked_blob_sizes(conn, rid, blob_digests)
+            missing = sorted(set(blob_digests) - blob_sizes.keys())
             if missing:
                 raise ManifestBlobUnknown(
                     f"manifest references blobs not in repository {repository!r}: {', '.join(missing[:5])}",
@@ -146,7 +148,6 @@ class ManifestService:
                 await q.reclassify(
                     conn, rid, invocation_digests(manifest), INVOCATION, sorted(INVOCATION_ELIGIBLE)
                 )
-            blob_sizes = await q.blob_sizes(conn, manifest.blob_digests())
             manifest_id = await q.insert_manifest(
                 conn,
                 rid,
