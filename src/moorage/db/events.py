@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from moorage.db.content import _insert
@@ -71,13 +71,20 @@ def _row(r: Any) -> EventRow:
     )
 
 
+# Built once: each push writes events and each dispatch pass reads them.
+_INSERT_EVENTS = insert(events)
+_EVENTS_AFTER = (
+    select(events).where(events.c.id > bindparam("after_id")).order_by(events.c.id).limit(bindparam("limit"))
+)
+
+
 async def insert_events(conn: AsyncConnection, new: Sequence[NewEvent]) -> None:
     if new:
-        await conn.execute(insert(events), [e.values() for e in new])
+        await conn.execute(_INSERT_EVENTS, [e.values() for e in new])
 
 
 async def events_after(conn: AsyncConnection, after_id: int, limit: int) -> list[EventRow]:
-    rows = await conn.execute(select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit))
+    rows = await conn.execute(_EVENTS_AFTER, {"after_id": after_id, "limit": limit})
     return [_row(r) for r in rows]
 
 
