@@ -88,8 +88,11 @@ async def events_after(conn: AsyncConnection, after_id: int, limit: int) -> list
     return [_row(r) for r in rows]
 
 
+_LATEST_ID = select(func.coalesce(func.max(events.c.id), 0))
+
+
 async def latest_id(conn: AsyncConnection) -> int:
-    return int((await conn.execute(select(func.coalesce(func.max(events.c.id), 0)))).scalar_one())
+    return int((await conn.execute(_LATEST_ID)).scalar_one())
 
 
 async def list_events(

@@ -54,6 +54,8 @@ class EventSource(Protocol):
 
     async def flush_pulls(self) -> int: ...
 
+    async def latest_event_id(self) -> int: ...
+
 
 class JobRunner(BoundedWorker[Any]):
     """Runs due jobs of the kinds this process handles, and fires due cron schedules."""
@@ -80,12 +82,19 @@ class JobRunner(BoundedWorker[Any]):
 class EventDispatcher:
     """Hands new events to the consumers: woken by each event written in this process, polling
     for those of other processes, and at most once per ``min_interval`` so that a burst of pushes
-    is handed over in a few batches rather than a pass per push."""
+    is handed over in a few batches rather than a pass per push.
+
+    A pass that finds no event newer than the last pass that had nothing to do (for the same
+    consumers, and with none failing) stops at that one query: otherwise every idle poll read
+    each consumer's cursor and the events after it, in a transaction per consumer, on the
+    event loop of every worker process."""
 
     def __init__(self, source: EventSource, poll_seconds: float = 0.5, min_interval: float = 0.1) -> None:
         self.source = source
         self.poll_seconds = poll_seconds
         self.min_interval = min_interval
+        #: (newest event id, consumers) when a pass last found nothing to do
+        self._idle_at: tuple[int, tuple[str, ...]] | None = None
 
     async def run(self) -> None:
         """Run until cancelled; the last pull events are written on the way out."""
@@ -107,9 +116,20 @@ class EventDispatcher:
             await self.source.flush_pulls()
         except Exception:
             log.exception("could not write pull events; keeping them for the next pass")
-        for name in list(consumers):
+        names = tuple(consumers)
+        try:
+            state = (await self.source.latest_event_id(), names)
+        except Exception:
+            log.exception("could not read the newest event id")
+            state = None
+        if state is not None and state == self._idle_at:
+            return 0
+        failed = False
+        for name in names:
             try:
                 handled += await self.source.dispatch(name)
             except Exception:
+                failed = True
                 log.exception("event consumer %s failed; it resumes at its cursor", name)
+        self._idle_at = state if handled == 0 and not failed else None
         return handled

@@ -247,6 +247,11 @@ class EventLog:
                 conn, repository=repository, namespace=namespace, types=types, offset=offset, limit=limit
             )
 
+    async def latest_event_id(self) -> int:
+        """The newest event's id (0 when there is none): what the dispatcher polls."""
+        async with self.db.read() as conn:
+            return await qe.latest_id(conn)
+
     async def start_consumers(self) -> None:
         """Give each new consumer a cursor at the present: it is not handed the whole history,
         but every event from now on (call before serving requests)."""
