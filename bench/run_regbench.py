@@ -255,8 +255,32 @@ def start_moorage(workdir: Path, a: argparse.Namespace) -> Server:
     return Server("moorage", argv, env, port, workdir, credentials=("admin", password))
 
 
+def dirty_mib() -> dict[str, float]:
+    """Page-cache bytes waiting for the disk (``Dirty``) and being written (``Writeback``), MiB."""
+    out = {}
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("Dirty", "Writeback"):
+            out[key.lower()] = round(int(value.split()[0]) / 1024, 1)
+    return out
+
+
+def settle_disk() -> dict[str, float]:
+    """``sync``: write out what the previous side left dirty, before the next side's timed windows.
+
+    The reference never flushes: each of its rounds leaves a few hundred MiB dirty, which the
+    kernel writes out about 30 s later (``vm.dirty_expire_centisecs``), in the middle of the
+    next side's round, and ext4 then makes that side's ``fsync``s wait for it. Returns the dirty
+    state found and how long the ``sync`` took."""
+    found = dirty_mib()
+    t0 = time.monotonic()
+    os.sync()
+    return {**found, "sync_s": round(time.monotonic() - t0, 3)}
+
+
 def regbench(server: Server, out: Path, a: argparse.Namespace, extra: list[str]) -> dict:
     server.ensure_alive()
+    disk = settle_disk() if a.sync_between else dirty_mib()
     env = dict(os.environ)
     auth = []
     if server.credentials:  # Moorage asks for Docker token auth; regbench fetches tokens outside the windows
@@ -310,8 +334,10 @@ def regbench(server: Server, out: Path, a: argparse.Namespace, extra: list[str])
         raise RuntimeError(f"regbench against {server.name} wrote nothing: {proc.stderr[-2000:]}")
     doc = json.loads(out.read_text())
     doc["rss_mib"] = {"before": before, "peak": server.rss.peak, "after": tree_rss_mib(server.proc.pid)}
+    doc["disk_before"] = disk
     log(
-        f"  {server.name}: {seconds:.0f} s, rc {proc.returncode}, RSS {doc['rss_mib']}, errors {doc['errors']}"
+        f"  {server.name}: {seconds:.0f} s, rc {proc.returncode}, RSS {doc['rss_mib']}, "
+        f"disk before {disk}, errors {doc['errors']}"
     )
     return doc
 
@@ -439,6 +465,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--memcheck", action="store_true", help="also push + pull a 1 GiB blob and record RSS")
     p.add_argument("--no-reference", action="store_true", help="Moorage only (profiling runs)")
+    p.add_argument(
+        "--sync-between",
+        action="store_true",
+        help="sync before each side's round (untimed), so neither pays for the other's dirty pages",
+    )
     p.add_argument(
         "--regbench-arg",
         action="append",
