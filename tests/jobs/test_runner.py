@@ -106,3 +106,24 @@ async def test_a_consumer_registered_later_is_not_skipped(app: MoorageApp, hande
     await dispatcher.step(events.consumers)
     assert handed == ["v1"]
     assert later == ["v1"]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_consumer_waiting_for_an_event_in_flight_is_not_idle(
+    app: MoorageApp, handed: list[str]
+) -> None:
+    """The event that commits late has a lower id than the newest: the newest id does not move
+    when it arrives, so the pass before must not have been taken for an idle one."""
+    events = app.services.events
+    dispatcher = EventDispatcher(events)
+    await dispatcher.step(events.consumers)
+    async with events.db.write() as slow:
+        await events.emit_all(
+            slow, [events.event(ev.TAG_PUSH, repository="team/app", tag="late", digest=None)]
+        )
+        await emit(events, "early")
+        await dispatcher.step(events.consumers)
+        assert handed == []
+        await dispatcher.step(events.consumers)
+    assert await dispatcher.step(events.consumers) >= 1
+    assert handed == ["late", "early"]

@@ -280,3 +280,71 @@ async def test_an_idle_consumer_passes_over_events_without_a_write_each_time(
     rows, _ = await events.recent(repository="lab/idle", types=[ev.TAG_PUSH], limit=1)
     assert seen == [rows[0].id]  # only the new push: the ones passed over stay passed over
     assert await stored_cursor() == rows[0].id
+
+
+async def _emit_tag(conn: AsyncConnection, app: MoorageApp, tag: str) -> None:
+    log = app.services.events
+    await log.emit_all(conn, [log.event(ev.TAG_PUSH, repository="lab/order", tag=tag, digest=None)])
+
+
+async def _rolled_back_event(app: MoorageApp) -> None:
+    """An event inserted, then rolled back: on PostgreSQL its id is taken for good (a gap)."""
+
+    async def doomed() -> None:
+        async with app.services.db.write() as conn:
+            await _emit_tag(conn, app, "rolled back")
+            raise RuntimeError("roll back")
+
+    with pytest.raises(RuntimeError, match="roll back"):
+        await doomed()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_an_event_that_commits_after_a_newer_one_is_still_handed_over_in_order(
+    app: MoorageApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL hands out event ids at insert time, and transactions commit in any order:
+    the consumer waits at the gap instead of moving its cursor past an event still in flight."""
+    seen: list[str] = []
+
+    async def consumer(event: EventRow, conn: AsyncConnection) -> None:
+        seen.append(str(event.tag))
+
+    log = app.services.events
+    log.subscribe("order", consumer, types=[ev.TAG_PUSH])
+    await log.dispatch("order")  # the cursor starts at the present
+    async with app.services.db.write() as slow:
+        await _emit_tag(slow, app, "first")  # takes the lower id, commits last
+        async with app.services.db.write() as fast:
+            await _emit_tag(fast, app, "second")
+        assert await log.dispatch("order") == 0  # "second" waits for the id before it
+        assert seen == []
+        assert log.waiting == {"order"}
+    assert await log.dispatch("order") == 2
+    assert seen == ["first", "second"]
+    assert log.waiting == set()
+    # A gap that never fills (a rolled-back insert) is passed over once its grace is over.
+    monkeypatch.setattr(ev, "GAP_GRACE_SECONDS", 0.0)
+    await _rolled_back_event(app)
+    async with app.services.db.write() as conn:
+        await _emit_tag(conn, app, "third")
+    assert await log.dispatch("order") == 1
+    assert seen == ["first", "second", "third"]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_gap_in_its_grace_period_holds_the_events_after_it(app: MoorageApp) -> None:
+    seen: list[str] = []
+
+    async def consumer(event: EventRow, conn: AsyncConnection) -> None:
+        seen.append(str(event.tag))
+
+    log = app.services.events
+    log.subscribe("order", consumer, types=[ev.TAG_PUSH])
+    await log.dispatch("order")
+    await _rolled_back_event(app)
+    async with app.services.db.write() as conn:
+        await _emit_tag(conn, app, "after")
+    assert await log.dispatch("order") == 0  # within GAP_GRACE_SECONDS
+    assert seen == []
+    assert log.waiting == {"order"}

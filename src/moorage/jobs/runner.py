@@ -56,6 +56,9 @@ class EventSource(Protocol):
 
     async def latest_event_id(self) -> int: ...
 
+    @property
+    def waiting(self) -> set[str]: ...
+
 
 class JobRunner(BoundedWorker[Any]):
     """Runs due jobs of the kinds this process handles, and fires due cron schedules."""
@@ -85,9 +88,9 @@ class EventDispatcher:
     is handed over in a few batches rather than a pass per push.
 
     A pass that finds no event newer than the last pass that had nothing to do (for the same
-    consumers, and with none failing) stops at that one query: otherwise every idle poll read
-    each consumer's cursor and the events after it, in a transaction per consumer, on the
-    event loop of every worker process."""
+    consumers, with none failing or waiting for an event still in flight) stops at that one
+    query: otherwise every idle poll read each consumer's cursor and the events after it, in a
+    transaction per consumer, on the event loop of every worker process."""
 
     def __init__(self, source: EventSource, poll_seconds: float = 0.5, min_interval: float = 0.1) -> None:
         self.source = source
@@ -131,5 +134,8 @@ class EventDispatcher:
             except Exception:
                 failed = True
                 log.exception("event consumer %s failed; it resumes at its cursor", name)
-        self._idle_at = state if handled == 0 and not failed else None
+        # A consumer waiting for an event id still in flight is not idle: when that event
+        # commits, the newest id does not change.
+        idle = handled == 0 and not failed and not self.source.waiting
+        self._idle_at = state if idle else None
         return handled

@@ -74,6 +74,12 @@ MAX_BUFFERED_PULLS = 10_000
 #: cannot stop a consumer for good.
 MAX_CONSUMER_ATTEMPTS = 5
 
+#: A gap in the event ids after a consumer's cursor may be an event whose transaction has not
+#: committed yet: PostgreSQL hands out ids at insert time, and transactions commit in any order,
+#: so id 10 can become visible after id 11. The events after a gap wait this long for it before
+#: it is taken for a rolled-back insert (or a sequence jump after a crash) and passed over.
+GAP_GRACE_SECONDS = 10.0
+
 #: A consumer: called with an event and the write transaction that records it as handled.
 Consumer = Callable[[EventRow, AsyncConnection], Awaitable[None]]
 #: A batch consumer: called with the events of a batch (in order) and that transaction, so it can
@@ -112,6 +118,10 @@ class EventLog:
     _active: dict[str, Activity] = field(default_factory=dict)
     _passed: dict[str, int] = field(default_factory=dict)
     _advanced_at: dict[str, float] = field(default_factory=dict)
+    #: the first missing id of each gap seen, and when it was first seen (``GAP_GRACE_SECONDS``)
+    _gaps: dict[int, float] = field(default_factory=dict)
+    #: consumers whose last dispatch stopped at a gap still in its grace period
+    waiting: set[str] = field(default_factory=set)
 
     def subscribe(
         self,
@@ -275,7 +285,7 @@ class EventLog:
             if position is not None:
                 # Events this process passed over without writing (nothing for this consumer).
                 start = max(position, self._passed.get(consumer, 0))
-                pending = await qe.events_after(conn, start, batch)
+                pending = self._ready(consumer, start, await qe.events_after(conn, start, batch))
                 interested = bool(pending) and (active is None or await active(conn))
         if position is None:  # registered after start_consumers: from the present on
             async with self.db.write() as conn:
@@ -323,6 +333,24 @@ class EventLog:
             position = event.id
             handled += 1
         return handled
+
+    def _ready(self, consumer: str, start: int, pending: list[EventRow]) -> list[EventRow]:
+        """The events after ``start`` that may be handed over now: those before the first gap in
+        their ids that is younger than ``GAP_GRACE_SECONDS`` (see there)."""
+        now = time.monotonic()
+        for missing in [m for m in self._gaps if m <= start]:
+            del self._gaps[missing]
+        expected = start + 1
+        for i, event in enumerate(pending):
+            if event.id > expected:
+                seen = self._gaps.setdefault(expected, now)
+                if now - seen < GAP_GRACE_SECONDS:
+                    self.waiting.add(consumer)
+                    return pending[:i]
+                log.info("event ids %d-%d never committed: passed over", expected, event.id - 1)
+            expected = event.id + 1
+        self.waiting.discard(consumer)
+        return pending
 
     def _count_failure(self, consumer: str, event_id: int) -> None:
         key = (consumer, event_id)
