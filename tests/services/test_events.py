@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -348,3 +349,31 @@ async def test_a_gap_in_its_grace_period_holds_the_events_after_it(app: MoorageA
     assert await log.dispatch("order") == 0  # within GAP_GRACE_SECONDS
     assert seen == []
     assert log.waiting == {"order"}
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_consumer_ahead_does_not_make_one_behind_wait_for_a_gap_again(
+    app: MoorageApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ev, "GAP_GRACE_SECONDS", 0.3)
+    log = app.services.events
+    seen: dict[str, list[str]] = {"ahead": [], "behind": []}
+    for name in seen:
+
+        async def consumer(event: EventRow, conn: AsyncConnection, name: str = name) -> None:
+            seen[name].append(str(event.tag))
+
+        log.subscribe(name, consumer, types=[ev.TAG_PUSH])
+        await log.dispatch(name)
+    await _rolled_back_event(app)
+    async with app.services.db.write() as conn:
+        await _emit_tag(conn, app, "one")
+    assert await log.dispatch("ahead") == 0
+    assert await log.dispatch("behind") == 0
+    await asyncio.sleep(0.35)  # the gap's grace is over
+    assert await log.dispatch("ahead") == 1
+    async with app.services.db.write() as conn:
+        await _emit_tag(conn, app, "two")
+    assert await log.dispatch("ahead") == 1  # now well past the gap
+    assert await log.dispatch("behind") == 2  # passes the same gap at once
+    assert seen == {"ahead": ["one", "two"], "behind": ["one", "two"]}

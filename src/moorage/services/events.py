@@ -338,7 +338,9 @@ class EventLog:
         """The events after ``start`` that may be handed over now: those before the first gap in
         their ids that is younger than ``GAP_GRACE_SECONDS`` (see there)."""
         now = time.monotonic()
-        for missing in [m for m in self._gaps if m <= start]:
+        # Forgotten only long after every consumer has passed it (they dispatch every poll); a
+        # consumer further ahead must not make one behind it wait for the same gap again.
+        for missing in [m for m, seen in self._gaps.items() if now - seen > 6 * GAP_GRACE_SECONDS]:
             del self._gaps[missing]
         expected = start + 1
         for i, event in enumerate(pending):
