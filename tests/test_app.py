@@ -72,4 +72,4 @@ def test_a_server_worker_freezes_what_startup_built_and_serves_on(tmp_path: Path
 
 
 def test_an_app_built_in_process_freezes_nothing(tmp_path: Path) -> None:
-    assert create_app(make_settings(tmp_path / "data")).freeze_after_startup is False
+    assert create_app(make_settings(tmp_path / "data")).server_worker is False

@@ -25,6 +25,7 @@ from moorage.registry.context import RegistryContext
 from moorage.registry.token import TokenEndpoint
 from moorage.services.certificates import ca_pem
 from moorage.services.container import Services, build_services
+from moorage.warmup import warm_up
 from moorage.web.app import create_web
 
 log = logging.getLogger("moorage")
@@ -36,10 +37,11 @@ class MoorageApp:
     """Top-level ASGI app: ``/v2`` goes to the registry protocol, ``/api/v1`` to the management API, the rest
     to Starlette."""
 
-    def __init__(self, services: Services, freeze_after_startup: bool = False) -> None:
+    def __init__(self, services: Services, server_worker: bool = False) -> None:
         self.services = services
-        #: a server worker's: see ``freeze_startup_objects`` (not for an app inside a test process)
-        self.freeze_after_startup = freeze_after_startup
+        #: a server worker's app is warmed up (``moorage.warmup``) and frozen
+        #: (``freeze_startup_objects``) once started; an app inside a test process is neither
+        self.server_worker = server_worker
         auth = RegistryAuth(services.tokens, services.authn, services.access)
         self.registry = RegistryApp(
             RegistryContext(services.repositories, services.blobs, services.manifests, auth)
@@ -131,8 +133,10 @@ class MoorageApp:
                     log.exception("startup failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                if self.server_worker:
+                    await warm_up(self, self.services)
                 workers = self._start_workers()
-                if self.freeze_after_startup:
+                if self.server_worker:
                     freeze_startup_objects()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -158,12 +162,12 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def create_app(settings: Settings, freeze_after_startup: bool = False) -> MoorageApp:
-    return MoorageApp(build_services(settings), freeze_after_startup)
+def create_app(settings: Settings, server_worker: bool = False) -> MoorageApp:
+    return MoorageApp(build_services(settings), server_worker)
 
 
 def create_app_from_environment() -> MoorageApp:
     """Factory for server workers: settings arrive serialised in ``MOORAGE_SETTINGS_JSON``."""
     raw = os.environ.get(SETTINGS_ENV)
     settings = Settings.model_validate_json(raw) if raw else load_settings()
-    return create_app(settings, freeze_after_startup=True)
+    return create_app(settings, server_worker=True)

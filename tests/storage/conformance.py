@@ -214,6 +214,15 @@ class BlobStoreConformance:
             await store.delete(digest)
         assert [b async for b in store.list_blobs()] == []
 
+    async def test_warm_up_changes_nothing_stored(self, store: BlobStore) -> None:
+        await store.warm_up()
+        assert [b async for b in store.list_blobs()] == []
+        upload = new_upload_id()
+        await store.upload_create(upload)
+        await store.upload_append(upload, chunks_of([BLOB]))
+        await store.upload_commit(upload, sha256(BLOB))
+        assert await read_all(store.read(sha256(BLOB))) == BLOB
+
     # -- uploads ---------------------------------------------------------------------
     async def test_upload_lifecycle(self, store: BlobStore) -> None:
         upload = new_upload_id()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -346,3 +348,41 @@ async def test_traversal_upload_ids_touch_nothing_outside(tmp_path: Path, upload
     with pytest.raises(ValueError, match="invalid upload id"):
         await store.upload_create(upload_id)
     assert files_under(tmp_path) == []
+
+
+# -- threads --------------------------------------------------------------------------------
+async def test_a_cancelled_commit_still_ends_before_its_caller_goes_on(
+    fs: FilesystemBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request cancelled during a commit (the client went away) must not run its cleanup
+    while the commit's thread is still moving the file into place."""
+    upload = new_upload_id()
+    await fs.upload_create(upload)
+    await fs.upload_append(upload, chunks_of([BLOB]))
+    started, release = threading.Event(), threading.Event()
+    install = fs._install
+
+    def slow_install(source: Path, target: Path) -> None:
+        started.set()
+        release.wait(10)
+        install(source, target)
+
+    monkeypatch.setattr(fs, "_install", slow_install)
+    commit = asyncio.create_task(fs.upload_commit(upload, sha256(BLOB)))
+    while not started.is_set():
+        await asyncio.sleep(0.001)
+    commit.cancel()
+    await asyncio.sleep(0.05)
+    assert not commit.done()  # waiting for the thread, not cancelled under it
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await commit
+    assert await fs.stat(sha256(BLOB)) == len(BLOB)  # the commit finished; then the cancellation
+
+
+async def test_warm_up_starts_the_upload_threads_and_stores_nothing(tmp_path: Path) -> None:
+    fs = FilesystemBlobStore(tmp_path / "store")
+    await fs.warm_up()
+    assert fs._hashers._threads
+    assert fs._writers._threads
+    assert files_under(fs.root) == []

@@ -4,6 +4,10 @@ Upload hash state lives in this process's memory keyed by upload id and offset. 
 is missing or stale (after a restart, or when another process took a chunk), it is
 rebuilt by reading back what the upload holds, so uploads survive restarts and can be
 spread over several processes.
+
+An upload's repository never changes, so a process remembers it for the uploads it started
+or has seen (no database read per chunk); whether the upload still exists is the store's to
+say (its bytes go when it is completed, cancelled or expired, by whichever process).
 """
 
 from __future__ import annotations
@@ -36,6 +40,10 @@ from moorage.storage.base import BlobStore, UploadTooLarge
 _HASH_ALGORITHM = "sha256"
 
 
+class _RollBack(Exception):
+    """Ends a transaction with a rollback (``BlobService.warm_up``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class BlobLocation:
     digest: str
@@ -52,7 +60,10 @@ class BlobService:
     max_upload_size: int
     #: runs in the transaction that creates a repository implicitly, on push (``REPO_CREATED``)
     on_repository_created: Callable[[AsyncConnection, str], Awaitable[None]] | None = None
+    #: upload id -> (bytes hashed, hash state) of the uploads this process is taking
     _hash_states: dict[str, tuple[int, Hasher]] = field(default_factory=dict)
+    #: upload id -> repository, for the uploads this process started or has looked up
+    _owners: dict[str, str] = field(default_factory=dict)
 
     # -- pull ---------------------------------------------------------------------------
     async def locate(self, repository: str, digest: str) -> BlobLocation:
@@ -98,12 +109,17 @@ class BlobService:
         async with self.db.write() as conn:
             await q.create_upload(conn, upload_id, validate_name(repository), self.clock())
         self._hash_states[upload_id] = (0, new_hasher(_HASH_ALGORITHM))
+        self._owners[upload_id] = repository
         return upload_id
 
     async def _check_upload(self, repository: str, upload_id: str) -> int:
         """Current size of an upload of ``repository``; ``BlobUploadUnknown`` otherwise."""
-        async with self.db.read() as conn:
-            owner = await q.upload_repository(conn, upload_id)
+        owner = self._owners.get(upload_id)
+        if owner is None:
+            async with self.db.read() as conn:
+                owner = await q.upload_repository(conn, upload_id)
+            if owner is not None:
+                self._owners[upload_id] = owner
         size = await self.store.upload_size(upload_id) if owner is not None else None
         if owner != repository or size is None:
             raise BlobUploadUnknown(f"upload {upload_id[:80]!r} is not known in repository {repository!r}")
@@ -184,8 +200,12 @@ class BlobService:
             hasher = await self._rehash(upload_id, expected.algorithm)
         return Digest(expected.algorithm, hasher.hexdigest())
 
-    async def _publish(self, repository: str, upload_id: str, digest: str, size: int) -> None:
+    def _forget(self, upload_id: str) -> None:
         self._hash_states.pop(upload_id, None)
+        self._owners.pop(upload_id, None)
+
+    async def _publish(self, repository: str, upload_id: str, digest: str, size: int) -> None:
+        self._forget(upload_id)
         installed = await self.store.stat(digest) is None
         if installed:  # outside the transaction: the commit may fsync a large file
             await self.store.upload_commit(upload_id, digest)
@@ -209,10 +229,29 @@ class BlobService:
             await self.store.upload_delete(upload_id)
 
     async def _discard(self, upload_id: str) -> None:
-        self._hash_states.pop(upload_id, None)
+        self._forget(upload_id)
         await self.store.upload_delete(upload_id)
         async with self.db.write() as conn:
             await q.delete_upload(conn, upload_id)
+
+    async def warm_up(self, repository: str, digest: str) -> None:
+        """Run an upload's statements once in a transaction that is rolled back, so that the
+        first real upload finds them compiled; nothing is written. ``digest``: one no content
+        has (``moorage.warmup``)."""
+        now = self.clock()
+        try:
+            async with self.db.write() as conn:
+                upload_id = str(uuid.uuid4())
+                await q.create_upload(conn, upload_id, repository, now)
+                await q.upload_repository(conn, upload_id)
+                await q.record_blob(conn, digest, 0, now)
+                # No on_created: a repository-created event would be recorded, even if rolled back.
+                rid = await q.ensure_repository(conn, repository, now)
+                await q.link_blob(conn, rid, digest, now)
+                await q.delete_upload(conn, upload_id)
+                raise _RollBack
+        except _RollBack:
+            pass
 
     async def expire_uploads(self, max_age: dt.timedelta) -> int:
         """Discard uploads idle for longer than ``max_age``; returns how many."""
@@ -220,6 +259,10 @@ class BlobService:
             stale = await q.stale_uploads(conn, self.clock() - max_age)
         for upload_id in stale:
             await self._discard(upload_id)
+        # What this process remembers of uploads that another process ended.
+        for upload_id in list(self._owners.keys() | self._hash_states.keys()):
+            if await self.store.upload_size(upload_id) is None:
+                self._forget(upload_id)
         return len(stale)
 
     async def cancel(self, repository: str, upload_id: str) -> None:

@@ -70,6 +70,11 @@ class BlobStore(Protocol):
         """Every blob the store holds (for garbage collection and rebuilding the index)."""
         ...
 
+    async def warm_up(self) -> None:
+        """Prepare for the first request (start threads, open connections); called once at a
+        server worker's startup. Changes nothing stored."""
+        ...
+
     async def upload_create(self, upload_id: str) -> None:
         """Start an empty upload session."""
         ...

@@ -26,10 +26,10 @@ import ctypes.util
 import os
 import re
 import tempfile
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -69,6 +69,7 @@ _SETTLE_LAG = 4 << 20
 #: (configs, manifests, small layers) are often read again at once and cost little memory.
 _DROP_FROM = 256 << 10
 _PAGE = 4096
+_T = TypeVar("_T")
 _can_drop = hasattr(os, "posix_fadvise")
 
 
@@ -150,6 +151,11 @@ class FilesystemBlobStore:
             if self.durable:
                 _fsync_dir(base)
                 _fsync_dir(blobs)
+
+    async def warm_up(self) -> None:
+        """Start a hashing and a writing thread now, not during the first upload."""
+        for pool in (self._hashers, self._writers):
+            await asyncio.wrap_future(pool.submit(int))
 
     # -- paths -------------------------------------------------------------------------
     def _blob_file(self, digest: str) -> str:
@@ -372,7 +378,9 @@ class FilesystemBlobStore:
                     os.close(fd)
             self._install(source, target)
 
-        await anyio.to_thread.run_sync(commit)
+        # In a writer thread, warm from this upload's last write: anyio's worker hand-off cost
+        # 0.2 ms per commit here, a tenth of a 1 MiB push's time in the server.
+        await _run_to_end(self._writers, commit)
 
     async def upload_delete(self, upload_id: str) -> None:
         try:
@@ -409,6 +417,22 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+async def _run_to_end(executor: ThreadPoolExecutor, fn: Callable[[], _T]) -> _T:
+    """``fn()`` in one of ``executor``'s threads. A cancelled caller still waits for it to end,
+    then raises the cancellation (as ``anyio.to_thread.run_sync`` does): the caller's cleanup
+    never runs while the thread is still changing files."""
+    future = asyncio.wrap_future(executor.submit(fn))
+    cancelled: asyncio.CancelledError | None = None
+    while not future.done():
+        try:
+            await asyncio.shield(future)
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+    if cancelled is not None:
+        raise cancelled
+    return future.result()
 
 
 async def _finished(pending: list[Future[Any]], settled: int) -> int:
