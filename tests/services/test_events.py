@@ -283,6 +283,29 @@ async def test_an_idle_consumer_passes_over_events_without_a_write_each_time(
     assert await stored_cursor() == rows[0].id
 
 
+async def test_whether_a_consumer_is_active_is_asked_only_for_events_of_its_types(app: MoorageApp) -> None:
+    events = app.services.events
+    asked: list[bool] = []
+
+    async def active(conn: AsyncConnection) -> bool:
+        asked.append(True)
+        return True
+
+    async def consumer(event: EventRow, conn: AsyncConnection) -> None:
+        pass
+
+    events.subscribe("pushes", consumer, types=[ev.TAG_PUSH], active=active)
+    await events.start_consumers()
+    async with app.services.db.write() as conn:
+        await events.emit(conn, ev.REPO_CREATED, repository="lab/types")
+    assert await events.dispatch("pushes") == 1  # passed over
+    assert asked == []
+    async with app.services.db.write() as conn:
+        await _emit_tag(conn, app, "v1")
+    assert await events.dispatch("pushes") == 1
+    assert asked == [True]
+
+
 async def _emit_tag(conn: AsyncConnection, app: MoorageApp, tag: str) -> None:
     log = app.services.events
     await log.emit_all(conn, [log.event(ev.TAG_PUSH, repository="lab/order", tag=tag, digest=None)])

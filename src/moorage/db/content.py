@@ -115,6 +115,13 @@ async def repository_id(conn: AsyncConnection, name: str) -> int | None:
     return (await conn.execute(_REPOSITORY_ID, {"name": name})).scalar()
 
 
+# Built once too: a push that creates its repository built and cached these each time (~0.3 ms).
+_INSERT_NAMESPACE = _per_dialect(lambda insert: insert(namespaces).on_conflict_do_nothing())
+_NAMESPACE_ID = select(namespaces.c.id).where(namespaces.c.name == bindparam("name"))
+_INSERT_REPOSITORY = _per_dialect(lambda insert: insert(repositories).on_conflict_do_nothing())
+_INSERT_REPOSITORY_SETTINGS = repository_settings.insert()
+
+
 async def ensure_repository(
     conn: AsyncConnection,
     name: str,
@@ -133,25 +140,22 @@ async def ensure_repository(
         return rid
     ns_name = namespace_of(name)
     await conn.execute(
-        _insert(conn, namespaces)  # type: ignore[attr-defined]
-        .values(name=ns_name, kind="organization", created_at=now)
-        .on_conflict_do_nothing()
+        _for(conn, _INSERT_NAMESPACE), {"name": ns_name, "kind": "organization", "created_at": now}
     )
-    ns_id = (await conn.execute(select(namespaces.c.id).where(namespaces.c.name == ns_name))).scalar_one()
-    result = await conn.execute(
-        _insert(conn, repositories).values(name=name, created_at=now).on_conflict_do_nothing()  # type: ignore[attr-defined]
-    )
+    ns_id = (await conn.execute(_NAMESPACE_ID, {"name": ns_name})).scalar_one()
+    result = await conn.execute(_for(conn, _INSERT_REPOSITORY), {"name": name, "created_at": now})
     rid = await repository_id(conn, name)
     assert rid is not None
     if result.rowcount:
         await conn.execute(
-            repository_settings.insert().values(
-                repository_id=rid,
-                namespace_id=ns_id,
-                visibility=visibility,
-                immutable_tags=False,
-                created_by=created_by,
-            )
+            _INSERT_REPOSITORY_SETTINGS,
+            {
+                "repository_id": rid,
+                "namespace_id": ns_id,
+                "visibility": visibility,
+                "immutable_tags": False,
+                "created_by": created_by,
+            },
         )
         if on_created is not None:
             await on_created(conn, name)

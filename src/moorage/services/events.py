@@ -280,21 +280,24 @@ class EventLog:
         written while there is nothing new.
         """
         active = self._active.get(consumer)
+        wanted = self._types.get(consumer)
         async with self.db.read() as conn:
             position = await qe.cursor_position(conn, consumer)
             if position is not None:
                 # Events this process passed over without writing (nothing for this consumer).
                 start = max(position, self._passed.get(consumer, 0))
                 pending = self._ready(consumer, start, await qe.events_after(conn, start, batch))
-                interested = bool(pending) and (active is None or await active(conn))
+                # Asked only when an event is of the consumer's types (a query per consumer, on
+                # the event loop, after each push that creates a repository, say).
+                relevant = [e for e in pending if wanted is None or e.type in wanted]
+                if relevant and active is not None and not await active(conn):
+                    relevant = []
         if position is None:  # registered after start_consumers: from the present on
             async with self.db.write() as conn:
                 position = await qe.cursor(conn, consumer, self.clock(), await qe.latest_id(conn))
             return 0
         if not pending:
             return 0
-        wanted = self._types.get(consumer)
-        relevant = [e for e in pending if wanted is None or e.type in wanted] if interested else []
         if not relevant:
             # Nothing to do: remember it here, and write the cursor past it only now and then
             # (every LAZY_SECONDS or LAZY_ADVANCE events) rather than a transaction per pass.
