@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -9,8 +10,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from tests.conftest import make_settings
 
+import moorage.app
 from moorage.app import create_app
 from moorage.config import SETTINGS_ENV
 
@@ -73,3 +76,25 @@ def test_a_server_worker_freezes_what_startup_built_and_serves_on(tmp_path: Path
 
 def test_an_app_built_in_process_freezes_nothing(tmp_path: Path) -> None:
     assert create_app(make_settings(tmp_path / "data")).server_worker is False
+
+
+async def test_a_worker_whose_warm_up_fails_still_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def failing_warm_up(*args: object) -> dict[str, int]:
+        raise RuntimeError("warm-up broke")
+
+    monkeypatch.setattr(moorage.app, "warm_up", failing_warm_up)
+    monkeypatch.setattr(moorage.app, "freeze_startup_objects", lambda: None)  # not in a test process
+    app = create_app(make_settings(tmp_path / "data"), server_worker=True)
+    inbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+    outbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+    lifespan = asyncio.create_task(app({"type": "lifespan"}, inbox.get, outbox.put))  # type: ignore[arg-type]
+    await inbox.put({"type": "lifespan.startup"})
+    started = asyncio.create_task(outbox.get())
+    await asyncio.wait([started, lifespan], timeout=60, return_when=asyncio.FIRST_COMPLETED)
+    assert started.done(), f"startup did not complete: {lifespan.exception() if lifespan.done() else 'hung'}"
+    assert started.result()["type"] == "lifespan.startup.complete"
+    await inbox.put({"type": "lifespan.shutdown"})
+    assert (await asyncio.wait_for(outbox.get(), 60))["type"] == "lifespan.shutdown.complete"
+    await lifespan

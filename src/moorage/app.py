@@ -134,7 +134,10 @@ class MoorageApp:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 if self.server_worker:
-                    await warm_up(self, self.services)
+                    try:
+                        await warm_up(self, self.services)
+                    except Exception:  # only slower first requests: never a reason not to serve
+                        log.warning("warming up failed; serving anyway", exc_info=True)
                 workers = self._start_workers()
                 if self.server_worker:
                     freeze_startup_objects()
