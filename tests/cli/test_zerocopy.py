@@ -21,7 +21,13 @@ import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from moorage.cli import zerocopy
-from moorage.cli.zerocopy import ZEROCOPY_SEND, BufferedHttpProtocol, is_loopback_peer, sendfile_all
+from moorage.cli.zerocopy import (
+    ZEROCOPY_SEND,
+    BufferedHttpProtocol,
+    ZeroCopyHttpToolsProtocol,
+    is_loopback_peer,
+    sendfile_all,
+)
 from moorage.registry.responses import BlobResponse
 
 SIZE = 8 << 20
@@ -30,12 +36,13 @@ SIZE = 8 << 20
 class FileApp:
     """``/blob?offset=&length=``: a BlobResponse of the file; ``/chunked``: a zero-copy body
     without a Content-Length; ``/upload``: the sha256 of the request body, whose piece sizes
-    are kept in ``pieces``."""
+    are kept in ``pieces`` (and the pieces themselves in ``kept``, when it is a list)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.offered: list[bool] = []
         self.pieces: list[int] = []
+        self.kept: list[bytes] | None = None
         self.server: uvicorn.Server | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -49,6 +56,8 @@ class FileApp:
                 message = await receive()
                 digest.update(message.get("body", b""))
                 self.pieces.append(len(message.get("body", b"")))
+                if self.kept is not None:
+                    self.kept.append(message.get("body", b""))
                 if not message.get("more_body"):
                     break
             await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -343,6 +352,34 @@ def test_a_large_body_arrives_whole_in_pieces_larger_than_the_loops_own(
     assert sum(app.pieces) == SIZE
     assert max(app.pieces) > 256 << 10
     assert max(app.pieces) <= zerocopy._RECEIVE_BUFFER
+
+
+def test_body_pieces_reach_the_application_as_the_parser_made_them(
+    server: tuple[int, FileApp], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No copy between the parser and the application: uvicorn's own ``on_body`` copies every
+    byte twice (into a ``bytearray``, then out of it). Only pieces that arrive while the
+    application has not taken the last one are joined."""
+    port, app = server
+    made: list[bytes] = []  # keeps every piece alive, so that no id is reused
+    on_body = ZeroCopyHttpToolsProtocol.on_body
+
+    def recording(self: ZeroCopyHttpToolsProtocol, body: bytes) -> None:
+        made.append(body)
+        on_body(self, body)
+
+    monkeypatch.setattr(ZeroCopyHttpToolsProtocol, "on_body", recording)  # new connections' parsers
+    app.kept = []
+    body = os.urandom(4 << 20)
+    try:
+        assert _upload(port, body) == hashlib.sha256(body).hexdigest()
+        received = app.kept
+    finally:
+        app.kept = None
+    assert b"".join(received) == body
+    made_ids = {id(piece) for piece in made}
+    uncopied = sum(len(piece) for piece in received if id(piece) in made_ids)
+    assert uncopied >= len(body) * 3 // 4, (uncopied, [len(piece) for piece in received])
 
 
 def test_connections_sharing_the_receive_buffer_keep_their_bodies_apart(

@@ -25,6 +25,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 ZEROCOPY_SEND = "http.response.zerocopysend"
@@ -188,7 +189,8 @@ def is_loopback_peer(peername: Any) -> bool:
 
 class ZeroCopyHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, offering ``http.response.zerocopysend`` over plain HTTP,
-    with a small send buffer on loopback connections (``_LOOPBACK_SNDBUF``)."""
+    with a small send buffer on loopback connections (``_LOOPBACK_SNDBUF``), and request body
+    pieces handed to the application as the parser made them (``on_body``)."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -203,6 +205,28 @@ class ZeroCopyHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         if self._zero_copy:
             self.scope["extensions"] = {ZEROCOPY_SEND: {}}
+
+    def on_body(self, body: bytes) -> None:
+        """Keep a body piece as it is until the application takes it.
+
+        uvicorn (0.3x and later) appends each piece to a ``bytearray`` and hands the application
+        ``bytes()`` of that: two copies of every byte of an upload, on the event loop, on top of
+        the parser's own. Its ``receive`` passes an exact ``bytes`` on as it is, so a piece that
+        waits alone is never copied; pieces that pile up (the application slower than the
+        socket) are joined as before. Measured with ``bench/cpucost.py`` (push64, bench/README.md)."""
+        cycle = self.cycle
+        if (self.parser.should_upgrade() and self._should_upgrade()) or cycle.response_complete:
+            return
+        waiting: bytes | bytearray = cycle.body
+        if not waiting:
+            cycle.body = body  # type: ignore[assignment]  # declared bytearray; receive() takes bytes
+        else:
+            if isinstance(waiting, bytes):
+                waiting = cycle.body = bytearray(waiting)
+            waiting += body
+        if len(cycle.body) > HIGH_WATER_LIMIT:
+            self.flow.pause_reading()
+        cycle.message_event.set()
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         # uvicorn builds its own cycle class; ours only adds behaviour (no state), so it can
