@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from moorage.app import MoorageApp
-from moorage.db.events import EventRow
+from moorage.db.events import EventRow, PassReads
 from moorage.jobs.runner import EventDispatcher
 from moorage.services import events as ev
 from moorage.services.events import EventLog
@@ -26,9 +26,9 @@ class CountingDispatches:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.log, name)
 
-    async def dispatch(self, consumer: str, batch: int = 100) -> int:
+    async def dispatch(self, consumer: str, batch: int = 100, reads: PassReads | None = None) -> int:
         self.dispatches += 1
-        return await self.log.dispatch(consumer, batch)
+        return await self.log.dispatch(consumer, batch, reads)
 
 
 async def emit(log: EventLog, tag: str) -> None:

@@ -16,6 +16,7 @@ from tests.services.test_artifacts import admin, push, push_bundle
 from moorage.app import MoorageApp, create_app
 from moorage.db import events as qe
 from moorage.db.events import EventRow
+from moorage.jobs.runner import EventDispatcher
 from moorage.services import events as ev
 from moorage.services.errors import InvalidInput
 
@@ -400,3 +401,41 @@ async def test_a_consumer_ahead_does_not_make_one_behind_wait_for_a_gap_again(
     assert await log.dispatch("ahead") == 1  # now well past the gap
     assert await log.dispatch("behind") == 2  # passes the same gap at once
     assert seen == {"ahead": ["one", "two"], "behind": ["one", "two"]}
+
+
+async def test_consumers_at_one_position_share_one_read_of_the_events_per_pass(
+    app: MoorageApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One pass of the dispatcher reads (and parses) new events once, not once per consumer;
+    outside a pass, each dispatch reads for itself."""
+    events = app.services.events
+    seen: dict[str, list[int]] = {name: [] for name in ("first", "second", "third")}
+    for name in seen:
+
+        async def consumer(event: EventRow, conn: AsyncConnection, name: str = name) -> None:
+            seen[name].append(event.id)
+
+        events.subscribe(name, consumer)
+    await events.start_consumers()
+    async with app.services.db.write() as conn:
+        for tag in ("v1", "v2"):
+            await _emit_tag(conn, app, tag)
+    reads: list[int] = []
+    events_after = qe.events_after
+
+    async def counting(conn: AsyncConnection, after_id: int, limit: int) -> list[EventRow]:
+        reads.append(after_id)
+        return await events_after(conn, after_id, limit)
+
+    monkeypatch.setattr(qe, "events_after", counting)
+    assert await EventDispatcher(events).step(list(seen)) == 6
+    assert len(reads) == 1
+    rows, _ = await events.recent(repository="lab/order", limit=2)
+    assert all(ids == sorted(r.id for r in rows) for ids in seen.values())
+
+    async with app.services.db.write() as conn:
+        await _emit_tag(conn, app, "v3")
+    for name in seen:
+        assert await events.dispatch(name) == 1
+    assert len(reads) == 4
+    assert len({len(ids) for ids in seen.values()}) == 1

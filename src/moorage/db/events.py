@@ -57,6 +57,10 @@ class NewEvent:
         }
 
 
+#: What one pass of the event dispatcher has read: the events after an id, by (id, batch size).
+PassReads = dict[tuple[int, int], list[EventRow]]
+
+
 def _row(r: Any) -> EventRow:
     return EventRow(
         r.id,

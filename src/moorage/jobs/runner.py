@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from moorage.db.events import PassReads
 from moorage.jobs.worker import BoundedWorker, sleep_until_woken
 
 log = logging.getLogger("moorage.jobs.runner")
@@ -50,7 +51,7 @@ class EventSource(Protocol):
 
     async def start_consumers(self) -> None: ...
 
-    async def dispatch(self, consumer: str, batch: int = 100) -> int: ...
+    async def dispatch(self, consumer: str, batch: int = 100, reads: PassReads | None = None) -> int: ...
 
     async def flush_pulls(self) -> int: ...
 
@@ -128,9 +129,10 @@ class EventDispatcher:
         if state is not None and state == self._idle_at:
             return 0
         failed = False
+        reads: PassReads = {}  # consumers at one position share what is read for them
         for name in names:
             try:
-                handled += await self.source.dispatch(name)
+                handled += await self.source.dispatch(name, reads=reads)
             except Exception:
                 failed = True
                 log.exception("event consumer %s failed; it resumes at its cursor", name)

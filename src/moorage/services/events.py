@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from moorage.db import events as qe
 from moorage.db.engine import Database
-from moorage.db.events import EventRow, NewEvent
+from moorage.db.events import EventRow, NewEvent, PassReads
 from moorage.oci.reference import namespace_of
 from moorage.services.clock import Clock
 from moorage.services.errors import InvalidInput
@@ -270,7 +270,7 @@ class EventLog:
             for name in self.consumers:
                 await qe.cursor(conn, name, self.clock(), latest)
 
-    async def dispatch(self, consumer: str, batch: int = 100) -> int:
+    async def dispatch(self, consumer: str, batch: int = 100, reads: PassReads | None = None) -> int:
         """Hand ``consumer`` the events after its cursor; returns how many it was handed.
 
         A batch is handled in one write transaction that also moves the cursor past it (events of
@@ -278,6 +278,10 @@ class EventLog:
         fails inside a batch, the batch is rolled back and handed over again one event at a time,
         so the failing event is isolated and counted (``MAX_CONSUMER_ATTEMPTS``). Nothing is
         written while there is nothing new.
+
+        ``reads``: the events already read in this pass of the dispatcher, which consumers at the
+        same position share (one pass, one dict: a later read would miss nothing, it would only
+        see events written since, which the next pass hands over).
         """
         active = self._active.get(consumer)
         wanted = self._types.get(consumer)
@@ -286,7 +290,15 @@ class EventLog:
             if position is not None:
                 # Events this process passed over without writing (nothing for this consumer).
                 start = max(position, self._passed.get(consumer, 0))
-                pending = self._ready(consumer, start, await qe.events_after(conn, start, batch))
+                if reads is None:
+                    after = await qe.events_after(conn, start, batch)
+                elif (after_read := reads.get((start, batch))) is None:
+                    # Each event is read and parsed once per pass, not once per consumer: with
+                    # four consumers, their reads took an eighth of a manifest PUT's event-loop CPU.
+                    after = reads[(start, batch)] = await qe.events_after(conn, start, batch)
+                else:
+                    after = after_read
+                pending = self._ready(consumer, start, after)
                 # Asked only when an event is of the consumer's types (a query per consumer, on
                 # the event loop, after each push that creates a repository, say).
                 relevant = [e for e in pending if wanted is None or e.type in wanted]
