@@ -143,7 +143,10 @@ class _ProcessLock:
             pass
         waiter = asyncio.get_running_loop().run_in_executor(None, fcntl.flock, self.fd, fcntl.LOCK_EX)
         try:
-            await asyncio.wait_for(asyncio.shield(waiter), max_wait)
+            # asyncio.timeout, not wait_for: wait_for on 3.11 loses a cancel that comes as the lock
+            # is taken.
+            async with asyncio.timeout(max_wait):
+                await asyncio.shield(waiter)
         except BaseException as exc:
             # Cancelled or timed out: the thread may still get the lock; give it back then.
             waiter.add_done_callback(self._release_if_acquired)

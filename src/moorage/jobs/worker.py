@@ -23,8 +23,15 @@ T = TypeVar("T")
 
 
 async def sleep_until_woken(wake: asyncio.Event, seconds: float) -> None:
+    """Wait until ``wake`` is set or ``seconds`` pass; a cancel is never lost.
+
+    Not ``asyncio.wait_for``: on Python 3.11 it returns normally when the task is cancelled in the
+    same loop iteration as the event is set (the event is set whenever an item ends), so a worker
+    cancelled at shutdown went on polling forever and the shutdown waited for it.
+    """
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(wake.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await wake.wait()
 
 
 class BoundedWorker(ABC, Generic[T]):
