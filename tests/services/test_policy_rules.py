@@ -49,6 +49,8 @@ def rule(field: str, op: str, value: Any) -> pr.Rule:
         ({"field": "vulnerability.severe", "operator": "gt", "value": 1}, "unknown field"),
         ({"field": "tag", "operator": "matches", "value": "v(1"}, "invalid regular expression"),
         ({"field": "tag", "operator": "matches", "value": "["}, "invalid regular expression"),
+        ({"field": "tag", "operator": "matches", "value": r"(v)\d+-\1"}, "invalid escape sequence"),
+        ({"field": "tag", "operator": "matches", "value": "(?!latest).*"}, "invalid perl operator"),
         ({"field": "tag", "operator": "oneof", "value": []}, "non-empty list"),
         ({"field": "tag", "operator": "oneof", "value": "v1"}, "non-empty list"),
         ({"field": "vulnerability.high", "operator": "gt", "value": -1}, "whole number"),
@@ -176,6 +178,18 @@ def test_matches_needs_the_whole_tag() -> None:
     assert pr.matches(r, facts(tag="v12"))
     assert not pr.matches(r, facts(tag="v12-rc"))
     assert not pr.matches(r, facts(tag="xv12"))
+
+
+def test_a_backtracking_pattern_is_matched_in_linear_time() -> None:
+    """With Python's ``re`` this takes about 2**100 steps: the test would never end."""
+    r = rule("tag", "matches", "(a+)+b")
+    assert not pr.matches(r, facts(tag="a" * 100))
+    assert pr.matches(r, facts(tag="a" * 100 + "b"))
+
+
+def test_a_pattern_stored_before_re2_that_re2_refuses_matches_nothing() -> None:
+    stored = pr.Rule("tag", "matches", "(?!latest).*")  # validated by Python's re once
+    assert not pr.matches(stored, facts(tag="v1"))
 
 
 @given(

@@ -10,7 +10,7 @@ field                                     operators                             
 ========================================  =====================================  ====================
 ``tag``                                   eq, startswith, endswith, contains     a string
 ``tag``                                   oneof, noneof                          a list of strings
-``tag``                                   matches (whole tag, Python ``re``)     a regular expression
+``tag``                                   matches (whole tag, RE2 syntax)        a regular expression
 ``component.name``, ``license.name``      oneof, noneof (case-insensitive)       a list of strings
 ``vulnerability.all|critical|high|        gte, gt, eq, neq, lte, lt              an integer >= 0
 medium|low``
@@ -23,16 +23,23 @@ Rules over vulnerabilities, components and licenses are *scan rules*: they can b
 once every image the tagged manifest consists of (each platform of a multi-arch image, an
 application's invocation and component images) has been scanned. Until then ``evaluate`` answers
 ``WAITING`` — unless a rule that needs no scan already fails, which decides ``NO_MATCH`` at once.
+
+``matches`` patterns are RE2's (Go's ``regexp``, as other registries' tag filters): matching takes
+time linear in the tag whatever the pattern, so a repository admin cannot stall the event loop with
+a backtracking one such as ``(a+)+$``. RE2 has no backreferences or lookaround.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import re2
 
 from moorage.oci.reference import is_valid_tag
 from moorage.services.errors import InvalidInput
@@ -66,6 +73,9 @@ MAX_TEXT = 255
 MAX_PATTERN = 512
 #: Longest duration accepted (``olderthan``): about 100 years.
 MAX_DURATION = dt.timedelta(days=36_600)
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # refused patterns are reported to the user, not to stderr
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _DURATION = re.compile(r"^(?:\d{1,6}[smhdw])+$")
@@ -148,6 +158,17 @@ def parse_duration(text: str) -> dt.timedelta:
     return duration
 
 
+@functools.lru_cache(maxsize=512)
+def tag_pattern(pattern: str) -> Any:
+    """``pattern`` compiled by RE2 (cached: policies are evaluated on every push). ``ValueError``
+    with RE2's reason when it refuses the pattern (a syntax error, a backreference, lookaround)."""
+    try:
+        return re2.compile(pattern, options=_RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        raise ValueError(reason.decode() if isinstance(reason, bytes) else str(reason)) from None
+
+
 def parse_time(text: str) -> dt.datetime:
     """An ISO 8601 time; one without a zone is UTC. ``ValueError`` otherwise."""
     value = dt.datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
@@ -168,8 +189,8 @@ def _value(index: int, field: str, operator: str, value: Any) -> str | int | tup
     if operator == "matches":
         pattern = _text(index, value, "the regular expression", MAX_PATTERN)
         try:
-            re.compile(pattern)
-        except (re.error, RecursionError, OverflowError) as exc:
+            tag_pattern(pattern)
+        except ValueError as exc:
             raise _bad(index, f"invalid regular expression {pattern[:80]!r}: {exc}") from None
         return pattern
     if operator in _TIME_OPS:
@@ -257,7 +278,10 @@ def matches(rule: Rule, facts: Facts) -> bool:
         if op == "contains":
             return str(value) in tag
         if op == "matches":
-            return re.fullmatch(str(value), tag) is not None
+            try:
+                return tag_pattern(str(value)).fullmatch(tag) is not None
+            except ValueError:  # stored before patterns were RE2's; such a rule matches nothing
+                return False
         assert isinstance(value, tuple)
         return (tag in value) == (op == "oneof")
     if rule.field == PUSHED:
