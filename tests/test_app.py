@@ -98,3 +98,37 @@ async def test_a_worker_whose_warm_up_fails_still_starts(
     await inbox.put({"type": "lifespan.shutdown"})
     assert (await asyncio.wait_for(outbox.get(), 60))["type"] == "lifespan.shutdown.complete"
     await lifespan
+
+
+async def test_a_background_loop_that_ignores_its_cancel_does_not_keep_the_server_from_stopping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    release = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not release.is_set():
+            try:
+                await release.wait()
+            except asyncio.CancelledError:
+                continue  # the kind of bug a lost cancel was
+
+    app = create_app(make_settings(tmp_path / "data"))
+    loops: list[asyncio.Task[None]] = []
+
+    def start_workers() -> list[asyncio.Task[None]]:
+        loops.append(asyncio.create_task(stubborn()))
+        return loops
+
+    monkeypatch.setattr(app, "_start_workers", start_workers)
+    monkeypatch.setattr(app, "STOP_WAIT_SECONDS", 0.2)
+    inbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+    outbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+    lifespan = asyncio.create_task(app({"type": "lifespan"}, inbox.get, outbox.put))  # type: ignore[arg-type]
+    await inbox.put({"type": "lifespan.startup"})
+    assert (await asyncio.wait_for(outbox.get(), 60))["type"] == "lifespan.startup.complete"
+    await inbox.put({"type": "lifespan.shutdown"})
+    assert (await asyncio.wait_for(outbox.get(), 30))["type"] == "lifespan.shutdown.complete"
+    await lifespan
+    assert "did not stop within" in caplog.text
+    release.set()
+    await asyncio.wait_for(loops[0], 5)

@@ -37,6 +37,9 @@ class MoorageApp:
     """Top-level ASGI app: ``/v2`` goes to the registry protocol, ``/api/v1`` to the management API, the rest
     to Starlette."""
 
+    #: How long a stopping server waits for its background loops to end.
+    STOP_WAIT_SECONDS = 30.0
+
     def __init__(self, services: Services, server_worker: bool = False) -> None:
         self.services = services
         #: a server worker's app is warmed up (``moorage.warmup``) and frozen
@@ -118,6 +121,18 @@ class MoorageApp:
             loops.append(JobRunner(self.services.jobs, settings.job_concurrency).run())
         return [asyncio.create_task(loop) for loop in loops]
 
+    async def _stop_workers(self, workers: list[asyncio.Task[None]]) -> None:
+        """Cancel the background loops and wait for them, at most ``STOP_WAIT_SECONDS``: a loop
+        that does not end (a bug) is logged, never a reason for the server not to stop. What it
+        was working on stays claimed in the database and is queued again by the next start."""
+        if not workers:
+            return
+        for task in workers:
+            task.cancel()
+        _, pending = await asyncio.wait(workers, timeout=self.STOP_WAIT_SECONDS)
+        for task in pending:
+            log.error("a background loop did not stop within %.0f s: %r", self.STOP_WAIT_SECONDS, task)
+
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
@@ -143,9 +158,7 @@ class MoorageApp:
                     freeze_startup_objects()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                for task in workers:
-                    task.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)
+                await self._stop_workers(workers)
                 await self.services.db.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
