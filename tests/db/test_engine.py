@@ -81,6 +81,14 @@ async def _eventually_free(path: Path) -> bool:
     return False
 
 
+async def _waiting(lock: _ProcessLock) -> asyncio.Task[None]:
+    """``lock.acquire`` started and seen waiting (its thread blocked in ``flock``)."""
+    task = asyncio.create_task(lock.acquire(max_wait=30))
+    await asyncio.sleep(0.05)
+    assert not task.done()
+    return task
+
+
 async def test_a_writer_that_waits_too_long_is_told_the_database_is_locked(held: tuple[Path, int]) -> None:
     path, fd = held
     lock = _ProcessLock(str(path))
@@ -95,8 +103,7 @@ async def test_a_writer_that_waits_too_long_is_told_the_database_is_locked(held:
 async def test_a_writer_cancelled_while_it_waits_leaves_the_lock_free(held: tuple[Path, int]) -> None:
     path, fd = held
     lock = _ProcessLock(str(path))
-    waiting = asyncio.create_task(lock.acquire(max_wait=30))
-    await asyncio.sleep(0.05)
+    waiting = await _waiting(lock)
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
@@ -108,9 +115,7 @@ async def test_a_writer_cancelled_while_it_waits_leaves_the_lock_free(held: tupl
 async def test_a_writer_gets_the_lock_when_the_other_process_lets_go(held: tuple[Path, int]) -> None:
     path, fd = held
     lock = _ProcessLock(str(path))
-    waiting = asyncio.create_task(lock.acquire(max_wait=30))
-    await asyncio.sleep(0.05)
-    assert not waiting.done()
+    waiting = await _waiting(lock)
     fcntl.flock(fd, fcntl.LOCK_UN)
     await asyncio.wait_for(waiting, 10)
     assert not _free(path)
