@@ -23,11 +23,12 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import functools
 import os
 import re
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,6 +37,7 @@ import anyio.to_thread
 
 from moorage.oci.digest import ALGORITHMS, Hasher, parse_digest
 from moorage.storage.base import StoredBlob, UploadTooLarge
+from moorage.storage.pipeline import Stage
 
 _UPLOAD_ID_RE = re.compile(r"^[A-Za-z0-9-]{8,64}\Z")
 _READ_CHUNK = 1 << 20
@@ -44,6 +46,9 @@ _WRITE_BUFFER = 1 << 20
 _INLINE_WRITE = 64 << 10
 #: Most chunks in one buffer (``pwritev`` takes at most IOV_MAX, 1024, at once).
 _MAX_PARTS = 512
+#: Most bytes of an upload queued for (or in) its hash or write at once: the event loop goes on
+#: receiving while the threads work through them, each without waiting for the loop in between.
+_IN_FLIGHT = 4 << 20
 #: Reads up to this size run inline: a page-cache hit costs less than a hop to a thread.
 _INLINE_READ = 64 << 10
 
@@ -82,6 +87,25 @@ def _drop_cached(fd: int, offset: int, length: int) -> None:
 def _hash_parts(hasher: Hasher, parts: list[bytes]) -> None:
     for part in parts:
         hasher.update(part)
+
+
+def _hash_item(hasher: Hasher, item: tuple[list[bytes], bool]) -> None:
+    _hash_parts(hasher, item[0])
+
+
+class _Writer:
+    """Writes an upload's buffers one after the other from ``offset`` (in a writer thread)."""
+
+    def __init__(self, fd: int, offset: int, settled: int) -> None:
+        self.fd = fd
+        self.offset = offset
+        self.settled = settled
+
+    def write(self, item: tuple[list[bytes], bool]) -> None:
+        """``item``: the buffer's chunks, and whether to start flushing them (``_write_at``)."""
+        parts, writeback = item
+        self.settled = _write_at(self.fd, parts, self.offset, writeback, self.settled)
+        self.offset += sum(len(part) for part in parts)
 
 
 def _write_at(fd: int, parts: list[bytes], offset: int, writeback: bool, settled: int = 0) -> int:
@@ -298,16 +322,19 @@ class FilesystemBlobStore:
             raise FileNotFoundError(upload_id)
         fd = os.open(path, os.O_WRONLY)
         try:
-            start = size = written = os.lseek(fd, 0, os.SEEK_END)
-            # The chunks as received (no copying on the event loop), up to about _WRITE_BUFFER
-            # bytes. At most one such buffer is in flight, hashed in one thread and written in
-            # another (each costs about as much as receiving it), while the next one fills; so
-            # the hasher sees the bytes in order.
+            start = size = os.lseek(fd, 0, os.SEEK_END)
+            # What an earlier append left unsettled lies at most _SETTLE_LAG behind: see _write_at.
+            writer = _Writer(fd, start, max(0, start - _SETTLE_LAG) // _PAGE * _PAGE)
+            # The chunks as received (no copying on the event loop), in buffers of about
+            # _WRITE_BUFFER bytes, hashed in one thread and written in another (each costs about
+            # as much as receiving them) while the next buffers arrive; each stage takes its
+            # buffers in order, so the hasher sees the bytes in order.
+            stages: list[Stage[Any]] = (
+                [] if hasher is None else [Stage(self._hashers, functools.partial(_hash_item, hasher))]
+            )
+            stages.append(Stage(self._writers, writer.write))
             buffer: list[bytes] = []
             buffered = 0
-            # What an earlier append left unsettled lies at most _SETTLE_LAG behind: see _write_at.
-            settled = max(0, start - _SETTLE_LAG) // _PAGE * _PAGE
-            pending: list[Future[Any]] = []
             try:
                 async for chunk in chunks:
                     size += len(chunk)
@@ -316,42 +343,27 @@ class FilesystemBlobStore:
                     buffer.append(chunk)
                     buffered += len(chunk)
                     if buffered >= _WRITE_BUFFER or len(buffer) >= _MAX_PARTS:
-                        settled = await _finished(pending, settled)
-                        pending = self._submit(fd, buffer, written, self.durable, hasher, settled)
-                        written += buffered
+                        await _queue(stages, buffer, buffered, self.durable)
                         buffer, buffered = [], 0
-                settled = await _finished(pending, settled)
-                pending = []
-                if buffered > _INLINE_WRITE:
-                    pending = self._submit(fd, buffer, written, False, hasher, settled)
-                    await _finished(pending, settled)
-                    pending = []
+                # The last part of the body: one small enough goes inline, unless buffers before
+                # it are still being worked on; its flush is left to the commit's fsync.
+                if buffered > _INLINE_WRITE or (buffered and any(stage.held for stage in stages)):
+                    await _queue(stages, buffer, buffered, False)
                 elif buffered:
                     if hasher is not None:
                         _hash_parts(hasher, buffer)
-                    _write_at(fd, buffer, written, False)
+                    writer.write((buffer, False))
+                for stage in stages:
+                    await stage.wait_until_at_most(0)
             except BaseException:
                 # A broken or refused chunk leaves the upload as it was before this call.
-                for future in pending:
-                    future.exception()  # wait (one buffer at most) so nothing lands after the truncate
+                for stage in stages:
+                    stage.abandon()  # so that nothing lands after the truncate
                 os.ftruncate(fd, start)
                 raise
         finally:
             os.close(fd)
         return size
-
-    def _submit(
-        self, fd: int, parts: list[bytes], offset: int, writeback: bool, hasher: Hasher | None, settled: int
-    ) -> list[Future[Any]]:
-        """Hash and write (last future: the new ``settled`` offset) ``parts`` in two threads.
-
-        The hash goes first: it takes longer (sha256 at ~2 GB/s, a write into reused page-cache
-        pages at ~4 GB/s)."""
-        futures: list[Future[Any]] = (
-            [] if hasher is None else [self._hashers.submit(_hash_parts, hasher, parts)]
-        )
-        futures.append(self._writers.submit(_write_at, fd, parts, offset, writeback, settled))
-        return futures
 
     async def upload_size(self, upload_id: str) -> int | None:
         try:
@@ -435,11 +447,13 @@ async def _run_to_end(executor: ThreadPoolExecutor, fn: Callable[[], _T]) -> _T:
     return future.result()
 
 
-async def _finished(pending: list[Future[Any]], settled: int) -> int:
-    """Wait for a buffer's hash and write (``_submit``); the new ``settled`` offset."""
-    for future in pending[:-1]:
-        await asyncio.wrap_future(future)
-    return int(await asyncio.wrap_future(pending[-1])) if pending else settled
+async def _queue(stages: list[Stage[Any]], parts: list[bytes], size: int, writeback: bool) -> None:
+    """Hand a buffer to every stage, once each holds at most what lets it in (``_IN_FLIGHT``)."""
+    for stage in stages:
+        await stage.wait_until_at_most(_IN_FLIGHT - size)
+    item = (parts, writeback)
+    for stage in stages:
+        stage.put(item, size)
 
 
 async def _read_file(path: str | Path, offset: int, length: int | None) -> AsyncIterator[bytes]:
