@@ -49,7 +49,7 @@ _MAX_PARTS = 512
 #: Most bytes of an upload queued for (or in) its hash or its write: the event loop goes on
 #: receiving while the threads work through them, each without waiting for the loop in between.
 #: An upload holds at most this much plus the buffer filling. Measured with ``bench/cpucost.py``
-#: (bench/README.md): 2 MiB pushed 64 MiB blobs 10-15% slower and 256 MiB in chunks 10-20% slower.
+#: (bench/README.md): with 2 MiB, 64 MiB blobs went up to 13% slower, 256 MiB in chunks up to 20%.
 _IN_FLIGHT = 4 << 20
 #: Reads up to this size run inline: a page-cache hit costs less than a hop to a thread.
 _INLINE_READ = 64 << 10
