@@ -262,6 +262,7 @@ class BlobStoreConformance:
             [70_000] * 40,  # crossing write buffers, with a partial last one
             [1 << 20] * 3,  # whole buffers only
             [1, (1 << 20) + 7, 65_000],  # odd splits around a buffer
+            [3, 9 << 20, 5],  # one chunk larger than several buffers (an in-process client's body)
         ],
     )
     async def test_append_updates_the_hasher_in_order(self, store: BlobStore, sizes: list[int]) -> None:

@@ -134,3 +134,13 @@ def test_a_thread_is_woken_only_when_the_stage_is_idle(pool: ThreadPoolExecutor)
 
     asyncio.run(drained())
     counting.shutdown()
+
+
+async def test_waiting_for_less_than_nothing_ends_once_all_is_done(pool: ThreadPoolExecutor) -> None:
+    """A caller that asks for room for more than the stage ever holds (a buffer larger than
+    the limit) waits until the stage is empty, not forever."""
+    stage: Stage[str] = Stage(pool, lambda item: None)
+    await asyncio.wait_for(stage.wait_until_at_most(-5), 5)  # idle: at once
+    stage.put("a", 3)
+    await asyncio.wait_for(stage.wait_until_at_most(-5), 5)
+    assert stage.held == 0

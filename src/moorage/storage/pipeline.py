@@ -76,7 +76,8 @@ class Stage(Generic[_Item]):
             raise
 
     async def wait_until_at_most(self, size: int) -> None:
-        """Wait until the stage holds at most ``size`` bytes (0: until all is done)."""
+        """Wait until the stage holds at most ``size`` bytes (0 or less: until all is done)."""
+        size = max(0, size)  # a stage never holds less than nothing: "below 0" would never come
         loop = asyncio.get_running_loop()
         while True:
             with self._lock:
