@@ -453,7 +453,7 @@ async def _queue(stages: list[Stage[Any]], parts: list[bytes], size: int, writeb
     """Hand a buffer to every stage, once each holds at most what lets it in (``_IN_FLIGHT``)."""
     for stage in stages:
         # A buffer larger than _IN_FLIGHT (one huge chunk) waits until the stage is empty.
-        await stage.wait_until_at_most(max(0, _IN_FLIGHT - size))
+        await stage.wait_until_at_most(_IN_FLIGHT - size)
     item = (parts, writeback)
     for stage in stages:
         stage.put(item, size)
