@@ -5,10 +5,10 @@ that has a stage's work takes the next item itself when it is done with one, in 
 were put. The event loop only queues an item (a thread is woken when the stage was idle) and
 hears back from a thread only when it waits: the stage holds too many bytes, or the upload ends.
 
-Why not a future per buffer: on the 2-core VMs measured (bench/README.md), each hand-off between
-the event loop and a thread took 0.15-0.2 ms each way. With one buffer in flight, every 1 MiB
-buffer paid two of them, and the hash thread sat idle during both: a 64 MiB push spent a third
-of its server time in hand-offs.
+Why not a future per buffer: on the 2-core VM measured (bench/README.md, tenth session), each
+hand-off between the event loop and a thread took 0.14-0.2 ms. With one buffer in flight, every
+1 MiB buffer of a 64 MiB push paid two of them, about a quarter to a third of its 1.4-2 ms in the
+server, and the hash thread sat idle during both.
 """
 
 from __future__ import annotations
