@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 import pytest
 from hypothesis import given, settings
@@ -113,27 +113,21 @@ async def test_a_cancelled_wait_leaves_no_waiter_behind(pool: ThreadPoolExecutor
     await asyncio.wait_for(stage.wait_until_at_most(0), 5)
 
 
-def test_a_thread_is_woken_only_when_the_stage_is_idle(pool: ThreadPoolExecutor) -> None:
+async def test_a_thread_is_woken_only_when_the_stage_is_idle(pool: ThreadPoolExecutor) -> None:
     submitted: list[object] = []
 
-    class CountingPool(ThreadPoolExecutor):
+    class CountingExecutor(Executor):
         def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def, override]
             submitted.append(fn)
             return pool.submit(fn, *args, **kwargs)
 
     release = threading.Event()
-    counting = CountingPool(max_workers=1)
-    stage: Stage[int] = Stage(counting, lambda item: release.wait(5))
+    stage: Stage[int] = Stage(CountingExecutor(), lambda item: release.wait(5))
     for item in range(5):
         stage.put(item, 1)
     assert len(submitted) == 1  # one thread drains all five, in turn
     release.set()
-
-    async def drained() -> None:
-        await asyncio.wait_for(stage.wait_until_at_most(0), 5)
-
-    asyncio.run(drained())
-    counting.shutdown()
+    await asyncio.wait_for(stage.wait_until_at_most(0), 5)
 
 
 async def test_waiting_for_less_than_nothing_ends_once_all_is_done(pool: ThreadPoolExecutor) -> None:

@@ -41,8 +41,7 @@ class Stage(Generic[_Item]):
         self._lock = threading.Lock()
         self._queue: deque[tuple[_Item, int]] = deque()
         self._held = 0  # bytes of the items queued or being worked on
-        self._running = False  # a task drains the queue (or is about to)
-        self._stopped = threading.Event()  # no task runs
+        self._stopped = threading.Event()  # clear while a task drains the queue (or is about to)
         self._stopped.set()
         self._dropping = False
         self._error: BaseException | None = None
@@ -61,9 +60,8 @@ class Stage(Generic[_Item]):
                 raise self._error
             self._queue.append((item, size))
             self._held += size
-            if self._running:
+            if not self._stopped.is_set():
                 return
-            self._running = True
             self._stopped.clear()
         try:
             self._executor.submit(self._drain)
@@ -71,7 +69,6 @@ class Stage(Generic[_Item]):
             with self._lock:
                 self._queue.pop()
                 self._held -= size
-                self._running = False
                 self._stopped.set()
             raise
 
@@ -105,7 +102,6 @@ class Stage(Generic[_Item]):
         while True:
             with self._lock:
                 if not self._queue:
-                    self._running = False
                     self._stopped.set()
                     return
                 item, size = self._queue.popleft()
