@@ -110,7 +110,12 @@ class Registry:
         tags = {}
         for repo in catalog["repositories"]:
             tags[repo] = (await self.client.get(f"/v2/{repo}/tags/list")).json()
-        files = sorted(str(p.relative_to(self.storage)) for p in self.storage.rglob("*") if p.is_file())
+        # The store's spare files (empty, made ahead for new uploads) are no content.
+        files = sorted(
+            str(p.relative_to(self.storage))
+            for p in self.storage.rglob("*")
+            if p.is_file() and p.relative_to(self.storage).parts[0] != "spare"
+        )
         outside = sorted(
             str(p.relative_to(self.data_dir.parent))
             for p in self.data_dir.parent.rglob("*")

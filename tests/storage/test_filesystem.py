@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -35,14 +36,23 @@ def fs(request: pytest.FixtureRequest, tmp_path: Path) -> FilesystemBlobStore:
 
 
 def files_under(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    """Files of the store but its spare files (made in a thread, at times of its choosing)."""
+    return sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file() and p.relative_to(root).parts[0] != "spare"
+    )
+
+
+def spare_files(root: Path) -> list[Path]:
+    return sorted(p for p in (root / "spare").rglob("*") if p.is_file())
 
 
 # -- layout, as documented in moorage.storage.filesystem --------------------------------
 def test_new_store_creates_its_directories(tmp_path: Path) -> None:
     root = tmp_path / "a" / "b"
     FilesystemBlobStore(root)
-    assert sorted(p.name for p in root.iterdir()) == ["blobs", "tmp", "uploads"]
+    assert sorted(p.name for p in root.iterdir()) == ["blobs", "spare", "tmp", "uploads"]
     # Every digest prefix directory, up front (see FilesystemBlobStore._make_prefix_dirs).
     prefixes = [f"{i:02x}" for i in range(256)]
     assert sorted(p.name for p in (root / "blobs").iterdir()) == ["sha256", "sha512"]
@@ -62,7 +72,7 @@ def test_reopened_store_makes_no_directories(tmp_path: Path, monkeypatch: pytest
 
     monkeypatch.setattr(Path, "mkdir", recording_mkdir)
     FilesystemBlobStore(tmp_path / "store")
-    assert all(path.name in ("blobs", "uploads", "tmp") for path in made)
+    assert all(path.name in ("blobs", "uploads", "tmp", "spare") for path in made)
 
 
 async def test_blob_layout(fs: FilesystemBlobStore) -> None:
@@ -82,11 +92,72 @@ async def test_upload_layout(fs: FilesystemBlobStore) -> None:
     await fs.upload_create(upload)
     await fs.upload_append(upload, chunks_of([b"abc"]))
     assert files_under(fs.root) == [f"uploads/{upload}"]
-    assert [name for name, _ in fs.upload_ids()] == [upload]
+    assert [name async for name, _ in fs.upload_list()] == [upload]
     await fs.upload_commit(upload, sha256(b"abc"))
     e = sha256(b"abc").split(":")[1]
     assert files_under(fs.root) == [f"blobs/sha256/{e[:2]}/{e}"]
-    assert fs.upload_ids() == []
+    assert [name async for name, _ in fs.upload_list()] == []
+
+
+# -- spare files: uploads start by renaming one, not by creating a file ------------------
+async def test_uploads_take_the_spare_files_made_ahead(fs: FilesystemBlobStore) -> None:
+    await fs.warm_up()
+    spares = spare_files(fs.root)
+    assert len(spares) == 4
+    an_hour_ago = time.time() - 3600
+    for spare in spares:
+        os.utime(spare, (an_hour_ago, an_hour_ago))
+    upload = new_upload_id()
+    await fs.upload_create(upload)
+    left = spare_files(fs.root)
+    assert len(left) == 3
+    assert set(left) < set(spares)
+    assert await fs.upload_size(upload) == 0
+    # The upload's age starts now, not when its file was made (expiry goes by it).
+    [(_, started)] = [entry async for entry in fs.upload_list()]
+    assert started > time.time() - 60
+
+
+async def test_an_existing_upload_is_refused_even_from_a_spare(fs: FilesystemBlobStore) -> None:
+    await fs.warm_up()
+    upload = new_upload_id()
+    await fs.upload_create(upload)
+    await fs.upload_append(upload, chunks_of([b"kept"]))
+    spares = spare_files(fs.root)
+    with pytest.raises(FileExistsError):
+        await fs.upload_create(upload)
+    assert await fs.upload_size(upload) == 4
+    assert spare_files(fs.root) == spares  # the spare it tried is still there, for the next
+    other = new_upload_id()
+    await fs.upload_create(other)
+    assert len(spare_files(fs.root)) == len(spares) - 1
+
+
+async def test_spares_removed_meanwhile_are_skipped_and_made_again(fs: FilesystemBlobStore) -> None:
+    await fs.warm_up()
+    for spare in spare_files(fs.root):
+        spare.unlink()  # as a newly started process does with an idle one's
+    upload = new_upload_id()
+    await fs.upload_create(upload)
+    assert await fs.upload_size(upload) == 0
+    for _ in range(500):  # made again in a thread
+        if len(spare_files(fs.root)) == 4:
+            break
+        await asyncio.sleep(0.01)
+    assert len(spare_files(fs.root)) == 4
+
+
+def test_a_new_store_removes_spares_of_processes_long_gone(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    (root / "spare" / "gone").mkdir(parents=True)
+    (root / "spare" / "gone" / "a").touch()
+    (root / "spare" / "alive").mkdir()
+    (root / "spare" / "alive" / "b").touch()
+    long_ago = os.stat(root).st_mtime - 2 * 3600
+    os.utime(root / "spare" / "gone", (long_ago, long_ago))
+    FilesystemBlobStore(root)
+    assert sorted(p.name for p in (root / "spare").iterdir()) == ["alive"]
+    assert (root / "spare" / "alive" / "b").exists()
 
 
 async def test_tmp_is_empty_after_put(fs: FilesystemBlobStore) -> None:

@@ -76,7 +76,7 @@ class BlobStore(Protocol):
         ...
 
     async def upload_create(self, upload_id: str) -> None:
-        """Start an empty upload session."""
+        """Start an empty upload session; an error if ``upload_id`` exists."""
         ...
 
     async def upload_append(
@@ -111,6 +111,11 @@ class BlobStore(Protocol):
 
     async def upload_delete(self, upload_id: str) -> None:
         """Discard an upload session; no error if it is gone."""
+        ...
+
+    def upload_list(self) -> AsyncIterator[tuple[str, float]]:
+        """Every upload session with the POSIX time it was started or last appended to (for
+        discarding idle ones)."""
         ...
 
 
