@@ -111,7 +111,8 @@ def test_uploads_survive_a_killed_server(server: ServerProcess, backend: Backend
     thread.start()
     assert sent_part.wait(timeout=30)
     # Give the server a moment to write some of the streamed chunk; the test holds whatever it wrote.
-    upload_file = server.data_dir / "storage" / "uploads" / cut_location.rsplit("/", 1)[1]
+    # The store names an upload by its id and a hash of its repository (services/blobs.py).
+    [upload_file] = (server.data_dir / "storage" / "uploads").glob(cut_location.rsplit("/", 1)[1] + "-*")
     for _ in range(100):
         if upload_file.exists() and upload_file.stat().st_size > first:
             break

@@ -1,4 +1,4 @@
-"""Queries over repositories, blobs, manifests, tags and uploads.
+"""Queries over repositories, blobs, manifests and tags.
 
 Every function takes an open connection, so the caller (a service) decides what one
 transaction covers. Inserts that can race are written as ``ON CONFLICT`` upserts.
@@ -26,7 +26,6 @@ from moorage.db.tables import (
     repository_blobs,
     repository_settings,
     tags,
-    uploads,
 )
 from moorage.oci.reference import namespace_of
 
@@ -463,39 +462,6 @@ async def list_tags(conn: AsyncConnection, repo_id: int, last: str | None, limit
     if limit is not None:
         query = query.limit(limit)
     return list((await conn.execute(query)).scalars())
-
-
-# -- uploads ------------------------------------------------------------------------------
-_CREATE_UPLOAD = uploads.insert()
-_UPLOAD_REPOSITORY = select(uploads.c.repository).where(uploads.c.id == bindparam("upload_id"))
-_TOUCH_UPLOAD = (
-    update(uploads).where(uploads.c.id == bindparam("upload_id")).values(updated_at=bindparam("now"))
-)
-_DELETE_UPLOAD = delete(uploads).where(uploads.c.id == bindparam("upload_id"))
-
-
-async def create_upload(conn: AsyncConnection, upload_id: str, repository: str, now: dt.datetime) -> None:
-    await conn.execute(
-        _CREATE_UPLOAD, {"id": upload_id, "repository": repository, "created_at": now, "updated_at": now}
-    )
-
-
-async def upload_repository(conn: AsyncConnection, upload_id: str) -> str | None:
-    """Name of the repository an upload belongs to, or ``None`` for an unknown upload."""
-    return (await conn.execute(_UPLOAD_REPOSITORY, {"upload_id": upload_id})).scalar()
-
-
-async def touch_upload(conn: AsyncConnection, upload_id: str, now: dt.datetime) -> None:
-    await conn.execute(_TOUCH_UPLOAD, {"upload_id": upload_id, "now": now})
-
-
-async def delete_upload(conn: AsyncConnection, upload_id: str) -> bool:
-    result = await conn.execute(_DELETE_UPLOAD, {"upload_id": upload_id})
-    return bool(result.rowcount)
-
-
-async def stale_uploads(conn: AsyncConnection, before: dt.datetime) -> list[str]:
-    return list((await conn.execute(select(uploads.c.id).where(uploads.c.updated_at < before))).scalars())
 
 
 @dataclass(frozen=True, slots=True)

@@ -111,17 +111,6 @@ tags = Table(
     Index(None, "manifest_id"),
 )
 
-# An upload names its repository rather than referencing it: the repository is created
-# only when content is committed, so a refused first push leaves no empty repository.
-uploads = Table(
-    "uploads",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("repository", String(255), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-)
-
 # -- identity and access -------------------------------------------------------------------
 
 # A namespace is a user's or an organization's; repositories live in one ("ns/name").

@@ -1,18 +1,24 @@
 """Blobs: pulling, uploading (monolithic, chunked, streamed), mounting and unlinking.
 
-Upload hash state lives in this process's memory keyed by upload id and offset. When it
-is missing or stale (after a restart, or when another process took a chunk), it is
-rebuilt by reading back what the upload holds, so uploads survive restarts and can be
-spread over several processes.
+An upload lives in the blob store alone, under a name made of the id the client is given and
+a hash of its repository's name (``_store_upload_id``): the upload ``U`` of ``lab/a`` is not
+found when asked for as ``U`` of ``lab/b``, so no record says whose an upload is, and starting
+or appending to one writes nothing to the database. Whether an upload exists, and when it was
+last written (for expiry), is the store's to say, whichever process ended or touched it.
 
-An upload's repository never changes, so a process remembers it for the uploads it started
-or has seen (no database read per chunk); whether the upload still exists is the store's to
-say (its bytes go when it is completed, cancelled or expired, by whichever process).
+Upload hash state lives in this process's memory keyed by upload and offset. When it is
+missing or stale (after a restart, or when another process took a chunk), it is rebuilt by
+reading back what the upload holds, so uploads survive restarts and can be spread over
+several processes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import hashlib
+import re
+import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -38,6 +44,17 @@ from moorage.services.clock import Clock
 from moorage.storage.base import BlobStore, UploadTooLarge
 
 _HASH_ALGORITHM = "sha256"
+#: Blobs up to this size are installed by the store while the publishing transaction runs its
+#: statements (bench/README.md: a 1 MiB push's ``fsync``s and its statements each take ~0.5 ms).
+_OVERLAPPED_INSTALL_MAX = 8 << 20
+#: The upload ids this service hands out (``uuid4``); anything else is an unknown upload.
+_UPLOAD_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _store_upload_id(repository: str, upload_id: str) -> str:
+    """The store's name of upload ``upload_id`` of ``repository`` (see the module's docstring).
+    96 bits of the name's sha256: finding another name with the same ones is out of reach."""
+    return f"{upload_id}-{hashlib.sha256(repository.encode()).hexdigest()[:24]}"
 
 
 class _RollBack(Exception):
@@ -60,10 +77,8 @@ class BlobService:
     max_upload_size: int
     #: runs in the transaction that creates a repository implicitly, on push (``REPO_CREATED``)
     on_repository_created: Callable[[AsyncConnection, str], Awaitable[None]] | None = None
-    #: upload id -> (bytes hashed, hash state) of the uploads this process is taking
+    #: store upload id -> (bytes hashed, hash state) of the uploads this process is taking
     _hash_states: dict[str, tuple[int, Hasher]] = field(default_factory=dict)
-    #: upload id -> repository, for the uploads this process started or has looked up
-    _owners: dict[str, str] = field(default_factory=dict)
 
     # -- pull ---------------------------------------------------------------------------
     async def locate(self, repository: str, digest: str) -> BlobLocation:
@@ -105,54 +120,48 @@ class BlobService:
     # -- uploads ------------------------------------------------------------------------
     async def start_upload(self, repository: str) -> str:
         upload_id = str(uuid.uuid4())
-        await self.store.upload_create(upload_id)
-        async with self.db.write() as conn:
-            await q.create_upload(conn, upload_id, validate_name(repository), self.clock())
-        self._hash_states[upload_id] = (0, new_hasher(_HASH_ALGORITHM))
-        self._owners[upload_id] = repository
+        stored = _store_upload_id(validate_name(repository), upload_id)
+        await self.store.upload_create(stored)
+        self._hash_states[stored] = (0, new_hasher(_HASH_ALGORITHM))
         return upload_id
 
-    async def _check_upload(self, repository: str, upload_id: str) -> int:
-        """Current size of an upload of ``repository``; ``BlobUploadUnknown`` otherwise."""
-        owner = self._owners.get(upload_id)
-        if owner is None:
-            async with self.db.read() as conn:
-                owner = await q.upload_repository(conn, upload_id)
-            if owner is not None:
-                self._owners[upload_id] = owner
-        size = await self.store.upload_size(upload_id) if owner is not None else None
-        if owner != repository or size is None:
+    async def _check_upload(self, repository: str, upload_id: str) -> tuple[str, int]:
+        """The store's id and the current size of an upload of ``repository``;
+        ``BlobUploadUnknown`` otherwise."""
+        stored = _store_upload_id(repository, upload_id) if _UPLOAD_ID.fullmatch(upload_id) else None
+        size = await self.store.upload_size(stored) if stored is not None else None
+        if stored is None or size is None:
             raise BlobUploadUnknown(f"upload {upload_id[:80]!r} is not known in repository {repository!r}")
-        return size
+        return stored, size
 
     async def upload_status(self, repository: str, upload_id: str) -> int:
-        return await self._check_upload(repository, upload_id)
+        return (await self._check_upload(repository, upload_id))[1]
 
-    async def _hash_state(self, upload_id: str, size: int) -> Hasher:
-        state = self._hash_states.get(upload_id)
+    async def _hash_state(self, stored: str, size: int) -> Hasher:
+        state = self._hash_states.get(stored)
         if state is not None and state[0] == size:
             return state[1]
-        return await self._rehash(upload_id, _HASH_ALGORITHM)
+        return await self._rehash(stored, _HASH_ALGORITHM)
 
-    async def _rehash(self, upload_id: str, algorithm: str) -> Hasher:
+    async def _rehash(self, stored: str, algorithm: str) -> Hasher:
         """Hash what the upload holds, in a thread: a large upload would stall the event loop."""
         hasher = new_hasher(algorithm)
-        async for chunk in self.store.upload_read(upload_id):
+        async for chunk in self.store.upload_read(stored):
             await anyio.to_thread.run_sync(hasher.update, chunk)
         return hasher
 
-    async def _append(self, upload_id: str, size: int, chunks: AsyncIterable[bytes]) -> int:
-        hasher = await self._hash_state(upload_id, size)
-        self._hash_states.pop(upload_id, None)  # invalid until this append finishes
+    async def _append(self, stored: str, size: int, chunks: AsyncIterable[bytes]) -> int:
+        hasher = await self._hash_state(stored, size)
+        self._hash_states.pop(stored, None)  # invalid until this append finishes
         try:
             # The store hashes in its writer thread, with the write: not on the event loop.
-            new_size = await self.store.upload_append(upload_id, chunks, self.max_upload_size, hasher)
+            new_size = await self.store.upload_append(stored, chunks, self.max_upload_size, hasher)
         except UploadTooLarge:
             raise PayloadTooLarge(
                 f"blob exceeds the registry's upload limit of {self.max_upload_size} bytes",
                 {"limit": self.max_upload_size},
             ) from None
-        self._hash_states[upload_id] = (new_size, hasher)
+        self._hash_states[stored] = (new_size, hasher)
         return new_size
 
     async def append(
@@ -163,76 +172,83 @@ class BlobService:
         content_range: tuple[int, int] | None,
     ) -> int:
         """Append a chunk; ``content_range`` (inclusive) must start where the upload ends."""
-        size = await self._check_upload(repository, upload_id)
+        stored, size = await self._check_upload(repository, upload_id)
         if content_range is not None and content_range[0] != size:
             raise RangeInvalid(
                 f"chunk starts at {content_range[0]} but the upload holds {size} bytes; "
                 f"send the chunk starting at {size}",
                 {"size": size},
             )
-        new_size = await self._append(upload_id, size, chunks)
-        async with self.db.write() as conn:
-            await q.touch_upload(conn, upload_id, self.clock())
-        return new_size
+        return await self._append(stored, size, chunks)
 
     async def complete(
         self, repository: str, upload_id: str, digest: str, chunks: AsyncIterable[bytes] | None
     ) -> BlobLocation:
         """Finish an upload with an optional last chunk, verify ``digest`` and publish the blob."""
         expected = parse_digest(digest)
-        size = await self._check_upload(repository, upload_id)
+        stored, size = await self._check_upload(repository, upload_id)
         if chunks is not None:
-            size = await self._append(upload_id, size, chunks)
-        actual = await self._final_digest(upload_id, size, expected)
+            size = await self._append(stored, size, chunks)
+        actual = await self._final_digest(stored, size, expected)
         if actual != expected:
-            await self._discard(upload_id)
+            await self._discard(stored)
             raise DigestInvalid(
                 f"digest mismatch: the upload's content is {actual}, not {expected}",
                 {"expected": str(expected), "actual": str(actual)},
             )
-        await self._publish(repository, upload_id, str(expected), size)
+        await self._publish(repository, stored, str(expected), size)
         return BlobLocation(str(expected), size, None, None)
 
-    async def _final_digest(self, upload_id: str, size: int, expected: Digest) -> Digest:
+    async def _final_digest(self, stored: str, size: int, expected: Digest) -> Digest:
         if expected.algorithm == _HASH_ALGORITHM:
-            hasher = await self._hash_state(upload_id, size)
+            hasher = await self._hash_state(stored, size)
         else:
-            hasher = await self._rehash(upload_id, expected.algorithm)
+            hasher = await self._rehash(stored, expected.algorithm)
         return Digest(expected.algorithm, hasher.hexdigest())
 
-    def _forget(self, upload_id: str) -> None:
-        self._hash_states.pop(upload_id, None)
-        self._owners.pop(upload_id, None)
-
-    async def _publish(self, repository: str, upload_id: str, digest: str, size: int) -> None:
-        self._forget(upload_id)
-        installed = await self.store.stat(digest) is None
-        if installed:  # outside the transaction: the commit may fsync a large file
-            await self.store.upload_commit(upload_id, digest)
+    async def _publish(self, repository: str, stored: str, digest: str, size: int) -> None:
+        self._hash_states.pop(stored, None)
+        install: asyncio.Task[None] | None = None
+        if await self.store.stat(digest) is None:
+            # The store's commit (``fsync``, rename, the directory's ``fsync``: mostly waiting for
+            # the disk) runs while the transaction's statements do; it is awaited before the
+            # commit, so a row never commits before its file. A large blob's is awaited first:
+            # its ``fsync`` may be long, and a SQLite write transaction holds every writer.
+            install = asyncio.ensure_future(self.store.upload_commit(stored, digest))
+            if size > _OVERLAPPED_INSTALL_MAX:
+                await install
+            else:
+                await asyncio.sleep(0)  # the task hands the work to a thread before the statements run
         now = self.clock()
-        async with self.db.write() as conn:
-            # Under the GC fence the file cannot go while the row is being recorded: check it is
-            # (still) there; garbage collection may have removed it since (services/gc.py).
-            await gc_fence(conn)
-            if await self.store.stat(digest) is None:
-                if installed:
-                    raise BlobUploadInvalid(
-                        f"blob {digest} was removed by garbage collection while being stored: upload it again"
-                    )
-                await self.store.upload_commit(upload_id, digest)
-                installed = True
-            await q.record_blob(conn, digest, size, now)
-            rid = await q.ensure_repository(conn, repository, now, on_created=self.on_repository_created)
-            await q.link_blob(conn, rid, digest, now)
-            await q.delete_upload(conn, upload_id)
-        if not installed:
-            await self.store.upload_delete(upload_id)
+        try:
+            async with self.db.write() as conn:
+                # Under the GC fence the file cannot go while the row is being recorded: check it
+                # is (still) there; garbage collection may have removed it since (services/gc.py).
+                await gc_fence(conn)
+                await q.record_blob(conn, digest, size, now)
+                rid = await q.ensure_repository(conn, repository, now, on_created=self.on_repository_created)
+                await q.link_blob(conn, rid, digest, now)
+                if install is not None:
+                    await install
+                if await self.store.stat(digest) is None:
+                    if install is not None:
+                        raise BlobUploadInvalid(
+                            f"blob {digest} was removed by garbage collection while being stored: upload it again"
+                        )
+                    install = asyncio.ensure_future(self.store.upload_commit(stored, digest))
+                    await install
+        finally:
+            if install is not None:
+                # When the transaction failed before the store's commit ended, let it end (the
+                # file is then an orphan garbage collection removes, as after any failed
+                # publication).
+                await _outlast(install)
+        if install is None:
+            await self.store.upload_delete(stored)
 
-    async def _discard(self, upload_id: str) -> None:
-        self._forget(upload_id)
-        await self.store.upload_delete(upload_id)
-        async with self.db.write() as conn:
-            await q.delete_upload(conn, upload_id)
+    async def _discard(self, stored: str) -> None:
+        self._hash_states.pop(stored, None)
+        await self.store.upload_delete(stored)
 
     async def warm_up(self, repository: str, digest: str) -> None:
         """Run an upload's statements once in a transaction that is rolled back, so that the
@@ -241,33 +257,29 @@ class BlobService:
         now = self.clock()
         try:
             async with self.db.write() as conn:
-                upload_id = str(uuid.uuid4())
-                await q.create_upload(conn, upload_id, repository, now)
-                await q.upload_repository(conn, upload_id)
                 await q.record_blob(conn, digest, 0, now)
                 # No on_created: a repository-created event would be recorded, even if rolled back.
                 rid = await q.ensure_repository(conn, repository, now)
                 await q.link_blob(conn, rid, digest, now)
-                await q.delete_upload(conn, upload_id)
                 raise _RollBack
         except _RollBack:
             pass
 
     async def expire_uploads(self, max_age: dt.timedelta) -> int:
-        """Discard uploads idle for longer than ``max_age``; returns how many."""
-        async with self.db.read() as conn:
-            stale = await q.stale_uploads(conn, self.clock() - max_age)
-        for upload_id in stale:
-            await self._discard(upload_id)
-        # What this process remembers of uploads that another process ended.
-        for upload_id in list(self._owners.keys() | self._hash_states.keys()):
-            if await self.store.upload_size(upload_id) is None:
-                self._forget(upload_id)
+        """Discard uploads not written to for longer than ``max_age``; returns how many."""
+        cutoff = time.time() - max_age.total_seconds()
+        stale = [stored async for stored, written in self.store.upload_list() if written < cutoff]
+        for stored in stale:
+            await self._discard(stored)
+        # Hash states of uploads that another process ended.
+        for stored in list(self._hash_states):
+            if await self.store.upload_size(stored) is None:
+                self._hash_states.pop(stored, None)
         return len(stale)
 
     async def cancel(self, repository: str, upload_id: str) -> None:
-        await self._check_upload(repository, upload_id)
-        await self._discard(upload_id)
+        stored, _ = await self._check_upload(repository, upload_id)
+        await self._discard(stored)
 
     async def put_monolithic(
         self, repository: str, digest: str, chunks: AsyncIterable[bytes]
@@ -279,7 +291,7 @@ class BlobService:
         try:
             return await self.complete(repository, upload_id, digest, chunks)
         except BaseException:
-            await self._discard(upload_id)
+            await self._discard(_store_upload_id(repository, upload_id))
             raise
 
     async def put_small(self, repository: str, data: bytes) -> str:
@@ -304,3 +316,19 @@ class BlobService:
         if size is None or size > limit:
             return None
         return b"".join([chunk async for chunk in self.store.read(digest)])
+
+
+async def _outlast(task: asyncio.Task[None]) -> None:
+    """Wait for ``task`` to end, even when cancelled meanwhile, without raising its error (the
+    caller awaited it, or is raising an error of its own); a cancellation is raised once it
+    has ended."""
+    cancelled: asyncio.CancelledError | None = None
+    while not task.done():
+        try:
+            await asyncio.wait([task])
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+    if not task.cancelled():
+        task.exception()  # retrieved: it is the caller's error that is raised
+    if cancelled is not None:
+        raise cancelled
