@@ -159,6 +159,7 @@ class MoorageApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self._stop_workers(workers)
+                await self.services.store.close()
                 await self.services.db.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

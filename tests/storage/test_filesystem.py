@@ -147,6 +147,17 @@ async def test_spares_removed_meanwhile_are_skipped_and_made_again(fs: Filesyste
     assert len(spare_files(fs.root)) == 4
 
 
+async def test_a_closed_store_leaves_no_spare_file_and_still_works(fs: FilesystemBlobStore) -> None:
+    await fs.warm_up()
+    assert spare_files(fs.root)
+    await fs.close()
+    assert spare_files(fs.root) == []
+    assert list((fs.root / "spare").iterdir()) == []
+    upload = new_upload_id()
+    await fs.upload_create(upload)
+    assert await fs.upload_size(upload) == 0
+
+
 def test_a_new_store_removes_spares_of_processes_long_gone(tmp_path: Path) -> None:
     root = tmp_path / "store"
     (root / "spare" / "gone").mkdir(parents=True)

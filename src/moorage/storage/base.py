@@ -75,6 +75,11 @@ class BlobStore(Protocol):
         server worker's startup. Changes nothing stored."""
         ...
 
+    async def close(self) -> None:
+        """Let go of what this process prepared ahead (spare files, connections); called at a
+        server's shutdown. Changes nothing stored, and the store still works afterwards."""
+        ...
+
     async def upload_create(self, upload_id: str) -> None:
         """Start an empty upload session; an error if ``upload_id`` exists."""
         ...

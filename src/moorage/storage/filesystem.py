@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -200,6 +201,15 @@ class FilesystemBlobStore:
             await asyncio.wrap_future(pool.submit(int))
         self._making_spares = True
         await asyncio.wrap_future(self._hashers.submit(self._make_spares))
+
+    async def close(self) -> None:
+        """Remove this process's spare files (a spare being made meanwhile is left to the next
+        store to start, see ``_SPARE_MAX_AGE``)."""
+        while self._spares:
+            with contextlib.suppress(OSError):
+                os.unlink(self._spares.popleft())
+        with contextlib.suppress(OSError):
+            self._spare_dir.rmdir()
 
     # -- paths -------------------------------------------------------------------------
     def _blob_file(self, digest: str) -> str:
