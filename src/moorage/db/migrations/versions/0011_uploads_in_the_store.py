@@ -7,8 +7,8 @@ Create Date: 2026-11-28 05:30:00.000000
 An upload's repository is now part of its name in the store (``services/blobs.py``), and its
 idle time the store's to say, so the ``uploads`` table goes. Uploads in progress while a
 server is upgraded past this revision are unknown afterwards: their clients get
-``BLOB_UPLOAD_UNKNOWN`` and start them again (Docker, containerd and skopeo do), and their
-files are discarded as idle after ``upload_expiry_hours``.
+``BLOB_UPLOAD_UNKNOWN`` and must push those blobs anew, and their files are discarded as
+idle after ``upload_expiry_hours``.
 """
 
 from __future__ import annotations
