@@ -14,7 +14,6 @@ several processes.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import re
@@ -44,9 +43,6 @@ from moorage.services.clock import Clock
 from moorage.storage.base import BlobStore, UploadTooLarge
 
 _HASH_ALGORITHM = "sha256"
-#: Blobs up to this size are installed by the store while the publishing transaction runs its
-#: statements (bench/README.md: a 1 MiB push's ``fsync``s and its statements each take ~0.5 ms).
-_OVERLAPPED_INSTALL_MAX = 8 << 20
 #: The upload ids this service hands out (``uuid4``); anything else is an unknown upload.
 _UPLOAD_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -208,42 +204,25 @@ class BlobService:
 
     async def _publish(self, repository: str, stored: str, digest: str, size: int) -> None:
         self._hash_states.pop(stored, None)
-        install: asyncio.Task[None] | None = None
-        if await self.store.stat(digest) is None:
-            # The store's commit (``fsync``, rename, the directory's ``fsync``: mostly waiting for
-            # the disk) runs while the transaction's statements do; it is awaited before the
-            # commit, so a row never commits before its file. A large blob's is awaited first:
-            # its ``fsync`` may be long, and a SQLite write transaction holds every writer.
-            install = asyncio.ensure_future(self.store.upload_commit(stored, digest))
-            if size > _OVERLAPPED_INSTALL_MAX:
-                await install
-            else:
-                await asyncio.sleep(0)  # the task hands the work to a thread before the statements run
+        installed = await self.store.stat(digest) is None
+        if installed:  # outside the transaction: the commit may fsync a large file
+            await self.store.upload_commit(stored, digest)
         now = self.clock()
-        try:
-            async with self.db.write() as conn:
-                # Under the GC fence the file cannot go while the row is being recorded: check it
-                # is (still) there; garbage collection may have removed it since (services/gc.py).
-                await gc_fence(conn)
-                await q.record_blob(conn, digest, size, now)
-                rid = await q.ensure_repository(conn, repository, now, on_created=self.on_repository_created)
-                await q.link_blob(conn, rid, digest, now)
-                if install is not None:
-                    await install
-                if await self.store.stat(digest) is None:
-                    if install is not None:
-                        raise BlobUploadInvalid(
-                            f"blob {digest} was removed by garbage collection while being stored: upload it again"
-                        )
-                    install = asyncio.ensure_future(self.store.upload_commit(stored, digest))
-                    await install
-        finally:
-            if install is not None:
-                # When the transaction failed before the store's commit ended, let it end (the
-                # file is then an orphan garbage collection removes, as after any failed
-                # publication).
-                await _outlast(install)
-        if install is None:
+        async with self.db.write() as conn:
+            # Under the GC fence the file cannot go while the row is being recorded: check it is
+            # (still) there; garbage collection may have removed it since (services/gc.py).
+            await gc_fence(conn)
+            if await self.store.stat(digest) is None:
+                if installed:
+                    raise BlobUploadInvalid(
+                        f"blob {digest} was removed by garbage collection while being stored: upload it again"
+                    )
+                await self.store.upload_commit(stored, digest)
+                installed = True
+            await q.record_blob(conn, digest, size, now)
+            rid = await q.ensure_repository(conn, repository, now, on_created=self.on_repository_created)
+            await q.link_blob(conn, rid, digest, now)
+        if not installed:
             await self.store.upload_delete(stored)
 
     async def _discard(self, stored: str) -> None:
@@ -316,19 +295,3 @@ class BlobService:
         if size is None or size > limit:
             return None
         return b"".join([chunk async for chunk in self.store.read(digest)])
-
-
-async def _outlast(task: asyncio.Task[None]) -> None:
-    """Wait for ``task`` to end, even when cancelled meanwhile, without raising its error (the
-    caller awaited it, or is raising an error of its own); a cancellation is raised once it
-    has ended."""
-    cancelled: asyncio.CancelledError | None = None
-    while not task.done():
-        try:
-            await asyncio.wait([task])
-        except asyncio.CancelledError as exc:
-            cancelled = exc
-    if not task.cancelled():
-        task.exception()  # retrieved: it is the caller's error that is raised
-    if cancelled is not None:
-        raise cancelled
