@@ -14,6 +14,7 @@ tests hold for the filesystem, S3 or any later driver.
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
 
@@ -223,7 +224,37 @@ class BlobStoreConformance:
         await store.upload_commit(upload, sha256(BLOB))
         assert await read_all(store.read(sha256(BLOB))) == BLOB
 
+    async def test_close_changes_nothing_stored_and_the_store_still_works(self, store: BlobStore) -> None:
+        await store.warm_up()
+        await store.put(sha256(BLOB), BLOB)
+        kept = new_upload_id()
+        await store.upload_create(kept)
+        await store.upload_append(kept, chunks_of([b"kept"]))
+        await store.close()
+        assert await read_all(store.read(sha256(BLOB))) == BLOB
+        assert await store.upload_size(kept) == 4
+        upload = new_upload_id()
+        await store.upload_create(upload)
+        await store.upload_append(upload, chunks_of([b"after"]))
+        await store.upload_commit(upload, sha256(b"after"))
+        assert await store.stat(sha256(b"after")) == 5
+
     # -- uploads ---------------------------------------------------------------------
+    async def test_upload_list_has_the_uploads_in_progress_with_their_last_write(
+        self, store: BlobStore
+    ) -> None:
+        assert [entry async for entry in store.upload_list()] == []
+        before = time.time() - 60  # a store's clock may be a little off this one
+        ended, cancelled, open_ = new_upload_id(), new_upload_id(), new_upload_id()
+        for upload in (ended, cancelled, open_):
+            await store.upload_create(upload)
+        await store.upload_append(ended, chunks_of([b"x"]))
+        await store.upload_commit(ended, sha256(b"x"))
+        await store.upload_delete(cancelled)
+        listed = [entry async for entry in store.upload_list()]
+        assert [name for name, _ in listed] == [open_]
+        assert before < listed[0][1] < time.time() + 60
+
     async def test_upload_lifecycle(self, store: BlobStore) -> None:
         upload = new_upload_id()
         assert await store.upload_size(upload) is None
